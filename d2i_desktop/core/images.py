@@ -1,0 +1,189 @@
+"""Safe image loading: EXIF orientation, colour modes, size policy, damaged files and bombs."""
+
+from __future__ import annotations
+
+import struct
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageError
+
+MIN_SIDE = 64
+DEFAULT_MAX_SIDE = 1024
+SIZE_STEP = 8  # SD latents are 1/8 of the image size
+
+_ORIENTATION_TAG = 0x0112
+_ROTATIONS = {3, 6, 8}  # the other non-identity orientations (2, 4, 5, 7) mirror
+_HIGH_DEPTH_MODES = {"I;16": "16-bit", "I;16L": "16-bit", "I;16B": "16-bit", "I;16N": "16-bit",
+                     "I": "32-bit", "F": "32-bit float"}
+_ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
+_LOSSLESS_TO_RGB = {"1", "L", "P"}
+# Everything Pillow raises for files it cannot decode.
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error)
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    image: Image.Image  # RGB, working size
+    original_size: tuple[int, int]  # upright (after EXIF orientation), before any resize
+    notes: tuple[str, ...]  # user-facing sentences about corrections made
+
+
+@contextmanager
+def open_image(path: str | Path) -> Iterator[Image.Image]:
+    """Open an image file lazily; Pillow errors inside the block become ImageError.
+
+    Decompression bombs are refused before any pixels are decoded. Keep only Pillow calls
+    inside the block: any OSError/ValueError raised there is reported as a damaged file.
+    """
+    path = Path(path)
+    name = path.name
+    if not path.exists():
+        raise ImageError(f"No file at {path}.", "Check the path; the file may have been moved or deleted.")
+    if path.is_dir():
+        raise ImageError(f"{path} is a folder, not an image file.", "Choose an image file inside it.")
+    if path.stat().st_size == 0:
+        raise ImageError(f"{name} is empty (0 bytes).", "Re-save or re-download the file.")
+    try:
+        with Image.open(path) as image:
+            _refuse_bomb(image.size, name)
+            yield image
+    except ImageError:
+        raise
+    except UnidentifiedImageError as error:
+        raise ImageError(f"{name} is not an image this app can read.",
+                         "Use a PNG, JPEG, WebP, TIFF or BMP file; this one is of an unknown kind or damaged.") from error
+    except PermissionError as error:
+        raise ImageError(f"Cannot read {name}: permission denied.",
+                         "Check the file's permissions or copy it somewhere readable.") from error
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise _bomb_error(name) from error
+    except MemoryError as error:
+        raise ImageError(f"{name} is too large to fit in memory.", "Shrink it in an image editor first.") from error
+    except _DECODE_ERRORS as error:
+        raise ImageError(f"{name} is damaged or incomplete: its pixels could not be decoded.",
+                         "Re-save or re-download the file.") from error
+
+
+def _refuse_bomb(size: tuple[int, int], name: str) -> None:
+    # Pillow only warns between MAX_IMAGE_PIXELS and twice that; a warning is easy to miss,
+    # and catching it with warnings.catch_warnings is not thread-safe, so check the size here.
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and size[0] * size[1] > limit:
+        raise _bomb_error(name)
+
+
+def _bomb_error(name: str) -> ImageError:
+    limit = Image.MAX_IMAGE_PIXELS or 0
+    return ImageError(f"{name} declares more than {limit:,} pixels, too many to open safely.",
+                      "If you trust the file, shrink it in an image editor first.")
+
+
+def load_image(path: str | Path, max_side: int = DEFAULT_MAX_SIDE) -> LoadedImage:
+    """Load an image file as upright RGB at a working size the pipeline accepts."""
+    _check_max_side(max_side)
+    with open_image(path) as image:
+        notes = ["Used the first frame of a multi-frame file."] if getattr(image, "is_animated", False) else []
+        image.load()  # full decode now, so truncated files fail here and not later
+        turned, orientation_notes = upright(image)
+    return _finish(turned, max_side, [*notes, *orientation_notes], label=Path(path).name)
+
+
+def prepare_image(pil_image: Image.Image, max_side: int = DEFAULT_MAX_SIDE,
+                  source_notes: tuple[str, ...] | list[str] = ()) -> LoadedImage:
+    """Apply the same policy as load_image to an in-memory image (a pasted one)."""
+    _check_max_side(max_side)
+    if not isinstance(pil_image, Image.Image):
+        raise ImageError("The pasted data is not an image.", "Copy an image, or open an image file instead.")
+    try:
+        pil_image.load()
+    except _DECODE_ERRORS as error:
+        raise ImageError("The pasted image is damaged: its pixels could not be decoded.",
+                         "Copy it again, or save it to a file and open that.") from error
+    turned, orientation_notes = upright(pil_image)
+    return _finish(turned, max_side, [*source_notes, *orientation_notes], label="The image")
+
+
+def snap_size(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """The working size: long side at most max_side, each side the nearest multiple of 8 (>= MIN_SIDE)."""
+    _check_max_side(max_side)
+    if width <= 0 or height <= 0:
+        raise ImageError(f"Image size {width}x{height} is empty.", "Use an image with pixels in it.")
+    long_side = max(width, height)
+    if long_side > max_side:
+        scale = max_side / long_side
+        width, height = max(1, round(width * scale)), max(1, round(height * scale))
+    largest = max_side - max_side % SIZE_STEP
+    return tuple(min(largest, max(MIN_SIDE, (side + SIZE_STEP // 2) // SIZE_STEP * SIZE_STEP))
+                 for side in (width, height))
+
+
+def _check_max_side(max_side: int) -> None:
+    if max_side < MIN_SIDE:
+        raise ImageError(f"The working size limit {max_side} px is below the minimum of {MIN_SIDE} px.",
+                         f"Set a working size of at least {MIN_SIDE} px (1024 is usual).")
+
+
+def upright(image: Image.Image) -> tuple[Image.Image, list[str]]:
+    """A new image turned by its EXIF orientation; damaged EXIF is ignored, not fatal."""
+    try:
+        orientation = image.getexif().get(_ORIENTATION_TAG, 1)
+        turned = ImageOps.exif_transpose(image)
+    except Exception:  # noqa: BLE001 - EXIF parsing can fail in many ways; the pixels are still fine
+        return image.copy(), []
+    if orientation in _ROTATIONS:
+        return turned, ["Rotated by its EXIF orientation."]
+    if orientation in (2, 4, 5, 7):
+        return turned, ["Flipped by its EXIF orientation."]
+    return turned, []
+
+
+def _finish(image: Image.Image, max_side: int, notes: list[str], label: str) -> LoadedImage:
+    width, height = image.size
+    if width < MIN_SIDE or height < MIN_SIDE:
+        raise ImageError(f"{label} is only {width}x{height} px; both sides must be at least {MIN_SIDE} px.",
+                         "Use a larger image; 512 px or more on the short side works best.")
+    rgb, conversion_notes = _to_rgb(image)
+    notes = [*notes, *conversion_notes]
+    target = snap_size(width, height, max_side)
+    if target != (width, height):
+        rgb = rgb.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
+        size_text = f"{width}x{height} to {target[0]}x{target[1]}"
+        if max(width, height) > max_side:
+            notes.append(f"Scaled from {size_text} (working size limit {max_side} px).")
+        else:
+            notes.append(f"Resized from {size_text} so both sides are multiples of {SIZE_STEP}.")
+    return LoadedImage(image=rgb, original_size=(width, height), notes=tuple(notes))
+
+
+def _to_rgb(image: Image.Image) -> tuple[Image.Image, list[str]]:
+    mode = image.mode
+    if mode == "RGB":
+        return image, []
+    if mode in _HIGH_DEPTH_MODES:
+        return _stretch_to_8bit(image), [f"Converted {_HIGH_DEPTH_MODES[mode]} to 8-bit."]
+    if mode in _ALPHA_MODES or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        if rgba.getchannel("A").getextrema()[0] == 255:
+            return rgba.convert("RGB"), []
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB"), ["Transparent areas were filled with white."]
+    notes = [] if mode in _LOSSLESS_TO_RGB else [f"Converted from {mode}."]
+    return image.convert("RGB"), notes
+
+
+def _stretch_to_8bit(image: Image.Image) -> Image.Image:
+    """Map the actual value range of a 16-bit, 32-bit or float image onto 0..255."""
+    values = np.asarray(image, dtype=np.float64)
+    finite = np.isfinite(values)
+    if not finite.any():
+        return Image.new("RGB", image.size)
+    low, high = values[finite].min(), values[finite].max()
+    scaled = (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
+    scaled[~finite] = 0
+    return Image.fromarray(np.round(scaled).astype(np.uint8)).convert("RGB")

@@ -1,0 +1,126 @@
+"""Generation parameters, their validation, and the metadata text written with outputs."""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+from dataclasses import dataclass
+
+from .errors import ParamError
+
+# Display name -> (diffusers scheduler class, config overrides). Names follow
+# AUTOMATIC1111 so the metadata's `Sampler:` field reads the same in other tools.
+SCHEDULERS: dict[str, tuple[str, dict]] = {
+    "DDIM": ("DDIMScheduler", {}),
+    "PNDM": ("PNDMScheduler", {"skip_prk_steps": True}),
+    "LMS": ("LMSDiscreteScheduler", {}),
+    "Euler": ("EulerDiscreteScheduler", {}),
+    "Euler a": ("EulerAncestralDiscreteScheduler", {}),
+    "Heun": ("HeunDiscreteScheduler", {}),
+    "DPM++ 2M": ("DPMSolverMultistepScheduler", {"use_karras_sigmas": False}),
+    "DPM++ 2M Karras": ("DPMSolverMultistepScheduler", {"use_karras_sigmas": True}),
+    "DPM++ 2M SDE Karras": (
+        "DPMSolverMultistepScheduler",
+        {"use_karras_sigmas": True, "algorithm_type": "sde-dpmsolver++"},
+    ),
+    "UniPC": ("UniPCMultistepScheduler", {}),
+}
+DEFAULT_SCHEDULER = "DPM++ 2M Karras"
+MAX_SEED = 2**32 - 1
+RANDOM_SEED_LIMIT = 2**31  # random seeds stay below this so every UI spin box can show them
+MAX_STEPS = 500
+MAX_IMAGES = 16
+
+
+def _squash(name: str) -> str:
+    return "".join(ch for ch in name.lower() if ch.isalnum() or ch == "+")
+
+
+_ALIASES = {_squash(name): name for name in SCHEDULERS} | {
+    "eulerancestral": "Euler a",
+    "dpmpp2m": "DPM++ 2M",
+    "dpmpp2mkarras": "DPM++ 2M Karras",
+    "dpmpp2msdekarras": "DPM++ 2M SDE Karras",
+}
+
+
+def resolve_scheduler(name: str) -> str:
+    """The canonical scheduler name for `name` (case, spaces and `_`/`-` ignored)."""
+    canonical = _ALIASES.get(_squash(name or ""))
+    if canonical is None:
+        raise ParamError(
+            f"Unknown scheduler '{name}'.",
+            "Choose one of: " + ", ".join(SCHEDULERS) + ".",
+        )
+    return canonical
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    prompt: str
+    negative_prompt: str = ""
+    strength: float = 0.8
+    steps: int = 30
+    guidance_scale: float = 7.5
+    seed: int = -1
+    num_images: int = 1
+    scheduler: str = DEFAULT_SCHEDULER
+
+    def validated(self) -> "GenerationParams":
+        """Return a copy with the scheduler name made canonical, or raise ParamError."""
+        if not 0.0 < self.strength <= 1.0:
+            raise ParamError(
+                f"Strength {self.strength:g} is outside (0, 1].",
+                "Use a value above 0 and at most 1 (0.8 keeps the layout and repaints the look).",
+            )
+        if not 1 <= self.steps <= MAX_STEPS:
+            raise ParamError(f"Steps {self.steps} is outside 1..{MAX_STEPS}.", "Use 20-50 steps for most work.")
+        if int(self.steps * self.strength) < 1:
+            raise ParamError(
+                f"{self.steps} steps at strength {self.strength:g} leave no denoising step.",
+                "Raise the steps or the strength so that steps x strength is at least 1.",
+            )
+        if not 0.0 <= self.guidance_scale <= 50.0:
+            raise ParamError(
+                f"Guidance scale {self.guidance_scale:g} is outside 0..50.",
+                "Use 0 or more; 5-9 is usual.",
+            )
+        if not -1 <= self.seed <= MAX_SEED:
+            raise ParamError(f"Seed {self.seed} is outside -1..{MAX_SEED}.", "Use -1 for a random seed.")
+        if not 1 <= self.num_images <= MAX_IMAGES:
+            raise ParamError(f"Images per prompt {self.num_images} is outside 1..{MAX_IMAGES}.")
+        return dataclasses.replace(self, scheduler=resolve_scheduler(self.scheduler))
+
+    def resolved_seed(self) -> int:
+        """The seed to use: the given one, or a fresh random one for -1."""
+        return secrets.randbelow(RANDOM_SEED_LIMIT) if self.seed == -1 else self.seed
+
+    @property
+    def denoising_steps(self) -> int:
+        return int(self.steps * self.strength)
+
+
+def parameters_text(params: GenerationParams, seed: int, size: tuple[int, int], model_name: str,
+                    extra: dict[str, str] | None = None) -> str:
+    """The AUTOMATIC1111 `parameters` text, which other tools parse."""
+    lines = [params.prompt]
+    if params.negative_prompt:
+        lines.append(f"Negative prompt: {params.negative_prompt}")
+    fields = {
+        "Steps": str(params.steps),
+        "Sampler": params.scheduler,
+        "CFG scale": f"{params.guidance_scale:g}",
+        "Seed": str(seed),
+        "Size": f"{size[0]}x{size[1]}",
+        "Model": model_name,
+        "Denoising strength": f"{params.strength:g}",
+    } | (extra or {})
+    lines.append(", ".join(f"{key}: {_quote(value)}" for key, value in fields.items()))
+    return "\n".join(lines)
+
+
+def _quote(value: str) -> str:
+    # A1111 quotes values that contain its separators.
+    if any(ch in value for ch in ',:"\n'):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    return value

@@ -1,0 +1,40 @@
+"""A slim, non-modal message bar: what happened and what to do, never a traceback."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QToolButton
+
+STYLES = {
+    "error": "background:#5c1f1f; color:#ffd9d6; border:1px solid #a33;",
+    "warning": "background:#4d3b12; color:#ffe9b3; border:1px solid #a8801f;",
+    "info": "background:#1d3a52; color:#d6ecff; border:1px solid #2f6690;",
+}
+
+
+class NoticeBar(QFrame):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("noticeBar")
+        self.level = "info"
+        self.text = QLabel(objectName="noticeText", wordWrap=True)
+        self.text.setTextInteractionFlags(self.text.textInteractionFlags() | self.text.textInteractionFlags().TextSelectableByMouse)
+        close = QToolButton(text="✕", toolTip="Dismiss", autoRaise=True)
+        close.clicked.connect(self.hide)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(10, 6, 6, 6)
+        layout.addWidget(self.text, 1)
+        layout.addWidget(close)
+        self.hide()
+
+    def show_message(self, message: str, hint: str = "", level: str = "error") -> None:
+        self.level = level
+        self.setStyleSheet(f"#noticeBar {{{STYLES[level]} border-radius:4px;}} QLabel {{border:none;}}")
+        self.text.setText(f"<b>{_escape(message)}</b>" + (f"<br>{_escape(hint)}" if hint else ""))
+        self.show()
+
+    def message(self) -> str:
+        return self.text.text() if self.isVisible() else ""
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -1,0 +1,110 @@
+"""The worker: one QObject in its own QThread that owns the Engine.
+
+Requests arrive as queued signals from the GUI thread; results leave as signals
+carrying plain values (numpy arrays, PIL images, dataclasses). Cancel is a
+threading.Event the GUI sets directly, because a queued signal would wait
+behind the running job.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import numpy as np
+from PIL import Image
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from ..core.demo import make_demo_model
+from ..core.engine import Engine, GenerationResult, ModelInfo, StepInfo
+from ..core.errors import Cancelled, D2IError
+from ..core.params import GenerationParams
+
+log = logging.getLogger(__name__)
+
+
+class Worker(QObject):
+    sig_busy = Signal(str)
+    """A job started; carries what it is doing, in words."""
+    sig_model_loaded = Signal(object)
+    """A model is ready; carries ModelInfo."""
+    sig_depth_ready = Signal(str, object)
+    """Depth estimated; carries the image key it belongs to and a float32 (H, W) array."""
+    sig_step = Signal(object)
+    """One denoising step done; carries StepInfo (with a uint8 preview or None)."""
+    sig_result = Signal(object)
+    """Generation finished; carries GenerationResult."""
+    sig_cancelled = Signal()
+    """The running job stopped because the user cancelled it."""
+    sig_failed = Signal(str, str)
+    """A job failed; carries a user-facing message and a hint (the traceback goes to the log)."""
+    sig_idle = Signal()
+    """The worker finished a job, whatever its outcome."""
+
+    def __init__(self, engine: Engine):
+        super().__init__()
+        self.engine = engine
+        self.cancel_event = threading.Event()
+
+    @Slot(str, bool)
+    def load_model(self, source: str, make_demo: bool = False) -> None:
+        def job():
+            if make_demo:
+                make_demo_model(source)
+            self.sig_model_loaded.emit(self.engine.load(source))
+        self._run("Loading model…", job)
+
+    @Slot(str, object)
+    def estimate_depth(self, key: str, image: Image.Image) -> None:
+        def job():
+            depth = self.engine.estimate_depth(image, self.cancel_event)
+            self.sig_depth_ready.emit(key, depth)
+        self._run("Estimating depth…", job)
+
+    @Slot(object, object, object)
+    def generate(self, params: GenerationParams, image: Image.Image, depth: np.ndarray | None) -> None:
+        def job():
+            result: GenerationResult = self.engine.generate(
+                params, image, depth, on_step=self.sig_step.emit, cancel=self.cancel_event)
+            self.sig_result.emit(result)
+        self._run("Generating…", job)
+
+    def _run(self, what: str, job) -> None:
+        self.cancel_event.clear()
+        self.sig_busy.emit(what)
+        try:
+            job()
+        except Cancelled:
+            self.sig_cancelled.emit()
+        except D2IError as exc:
+            log.warning("%s failed: %s", what, exc)
+            self.sig_failed.emit(exc.message, exc.hint)
+        except Exception as exc:  # noqa: BLE001 - anything else is a bug; report it without a traceback dialog
+            log.exception("%s failed", what)
+            self.sig_failed.emit(f"{what.rstrip('…')} failed: {type(exc).__name__}: {str(exc)[:300]}",
+                                 "Details are in the log file.")
+        finally:
+            self.sig_idle.emit()
+
+
+class WorkerThread:
+    """Starts the worker in its own QThread and stops it cleanly."""
+
+    def __init__(self, engine: Engine):
+        self.thread = QThread()
+        self.thread.setObjectName("d2i-worker")
+        self.worker = Worker(engine)
+        self.worker.moveToThread(self.thread)
+        self.thread.start()
+
+    def cancel(self) -> None:
+        self.worker.cancel_event.set()
+
+    def stop(self, timeout_ms: int = 2000) -> bool:
+        """Cancel any job, end the thread's loop and wait; True if it ended in time."""
+        self.cancel()
+        self.thread.quit()
+        return self.thread.wait(timeout_ms)
+
+
+__all__ = ["Worker", "WorkerThread", "ModelInfo", "StepInfo"]
