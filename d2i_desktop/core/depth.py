@@ -132,7 +132,7 @@ def load_depth(path: str | Path, size: tuple[int, int]) -> tuple[np.ndarray, tup
         values, notes = _read_npy(path), []
     else:
         values, notes = _read_depth_image(path)
-    if values.ndim == 3:
+    if values.ndim == 3 and values.shape[2] in (3, 4):
         values, colour_notes = _luminance(values)
         notes += colour_notes
     values = _check_depth_array(values, label=path.name)
@@ -142,7 +142,7 @@ def load_depth(path: str | Path, size: tuple[int, int]) -> tuple[np.ndarray, tup
     depth = normalize(values)
     source_height, source_width = depth.shape
     if (source_width, source_height) != (width, height):
-        resized = Image.fromarray(depth, mode="F").resize((width, height), Image.Resampling.BILINEAR)
+        resized = Image.fromarray(depth).resize((width, height), Image.Resampling.BILINEAR)
         depth = np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
         notes.append(f"Resized the depth map from {source_width}x{source_height} to {width}x{height} "
                      "to match the image.")
@@ -154,9 +154,10 @@ def load_depth(path: str | Path, size: tuple[int, int]) -> tuple[np.ndarray, tup
 
 
 def _read_npy(path: Path) -> np.ndarray:
-    if not path.is_file() or path.stat().st_size == 0:
-        state = "missing" if not path.exists() else "not a file" if not path.is_file() else "empty (0 bytes)"
-        raise ImageError(f"{path.name} is {state}.", "Choose a saved .npy depth map.")
+    if not path.is_file():
+        raise ImageError(f"No file at {path}.", "Check the path; the file may have been moved or deleted.")
+    if path.stat().st_size == 0:
+        raise ImageError(f"{path.name} is empty (0 bytes).", "Save the depth map again with numpy.save.")
     try:
         # A memory map reads only the header, so a huge array is refused before it is allocated.
         mapped = np.load(path, mmap_mode="r", allow_pickle=False)
@@ -189,10 +190,7 @@ def _read_depth_image(path: Path) -> tuple[np.ndarray, list[str]]:
 
 
 def _luminance(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    channels = values.shape[2]
-    if channels not in (3, 4):
-        raise ImageError(f"A depth map must have 1, 3 or 4 channels, not {channels}.",
-                         "Save it as a greyscale image.")
+    """Rec. 709 luminance of RGB(A) pixels, computed in float so no precision is lost."""
     rgb = values[:, :, :3].astype(np.float64)
     if (rgb[:, :, 0] == rgb[:, :, 1]).all() and (rgb[:, :, 1] == rgb[:, :, 2]).all():
         return rgb[:, :, 0], []  # grey stored as RGB: nothing to convert

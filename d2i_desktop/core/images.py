@@ -57,7 +57,7 @@ def open_image(path: str | Path) -> Iterator[Image.Image]:
         raise
     except UnidentifiedImageError as error:
         raise ImageError(f"{name} is not an image this app can read.",
-                         "Use a PNG, JPEG, WebP, TIFF or BMP file; this one is of an unknown kind or damaged.") from error
+                         "Use a PNG, JPEG, WebP, TIFF or BMP file; this one is of another kind or damaged.") from error
     except PermissionError as error:
         raise ImageError(f"Cannot read {name}: permission denied.",
                          "Check the file's permissions or copy it somewhere readable.") from error
@@ -148,7 +148,11 @@ def _finish(image: Image.Image, max_side: int, notes: list[str], label: str) -> 
     if width < MIN_SIDE or height < MIN_SIDE:
         raise ImageError(f"{label} is only {width}x{height} px; both sides must be at least {MIN_SIDE} px.",
                          "Use a larger image; 512 px or more on the short side works best.")
-    rgb, conversion_notes = _to_rgb(image)
+    try:
+        rgb, conversion_notes = _to_rgb(image)
+    except (ValueError, OSError) as error:
+        raise ImageError(f"{label} uses the colour mode {image.mode}, which cannot be converted to RGB.",
+                         "Convert it to RGB in an image editor.") from error
     notes = [*notes, *conversion_notes]
     target = snap_size(width, height, max_side)
     if target != (width, height):
@@ -168,7 +172,7 @@ def _to_rgb(image: Image.Image) -> tuple[Image.Image, list[str]]:
     if mode in _HIGH_DEPTH_MODES:
         return _stretch_to_8bit(image), [f"Converted {_HIGH_DEPTH_MODES[mode]} to 8-bit."]
     if mode in _ALPHA_MODES or "transparency" in image.info:
-        rgba = image.convert("RGBA")
+        rgba = (image.convert("LA") if mode == "La" else image).convert("RGBA")  # Pillow has no La -> RGBA
         if rgba.getchannel("A").getextrema()[0] == 255:
             return rgba.convert("RGB"), []
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

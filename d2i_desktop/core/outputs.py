@@ -201,7 +201,7 @@ def parse_parameters(text: str) -> dict[str, str]:
 
     Values stay strings exactly as written (quoted ones unescaped), e.g. {"Steps": "30", "Size": "512x512"}.
     """
-    lines = text.replace("\r\n", "\n").split("\n")
+    lines = text.replace("\r\n", "\n").rstrip("\n").split("\n")
     fields: dict[str, str] = {}
     if len(_FIELD.findall(lines[-1])) >= 3:  # AUTOMATIC1111's test for a settings line
         for key, value in _FIELD.findall(lines.pop()):

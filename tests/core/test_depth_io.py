@@ -198,7 +198,7 @@ def test_non_finite_float_tiff_is_refused(tmp_path):
     raw = _random_depth()
     raw[0, 0] = np.inf
     path = tmp_path / "inf.tif"
-    Image.fromarray(raw, mode="F").save(path)
+    Image.fromarray(raw).save(path)  # float32 -> mode "F"
     with pytest.raises(ImageError, match="NaN or infinite"):
         load_depth(path, (97, 61))
 

@@ -89,9 +89,8 @@ def test_greyscale_with_transparency_is_flattened_on_white(third_party_samples, 
 
 
 def test_palette_transparency_becomes_white(tmp_path):
-    indices = np.zeros((64, 64), dtype=np.uint8)
-    indices[:, 32:] = 1
-    image = Image.fromarray(indices, mode="P")
+    image = Image.new("P", (64, 64), 0)
+    image.paste(1, (32, 0, 64, 64))
     image.putpalette([255, 0, 0, 0, 0, 255])  # 0: red (transparent), 1: blue
     path = tmp_path / "palette.png"
     image.save(path, transparency=0)
