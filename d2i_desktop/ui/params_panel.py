@@ -41,9 +41,9 @@ class ParamsPanel(QWidget):
         self.seed = QSpinBox(objectName="seedSpin", minimum=-1, maximum=QT_MAX_INT, value=-1)
         self.seed.setSpecialValueText("Random")
         self.seed.setToolTip("-1 (Random) picks a new seed each time; the seed used is shown with the result.")
-        self.random_seed = QToolButton(text="🎲", objectName="randomSeedButton", toolTip="Random seed")
+        self.random_seed = QToolButton(text="Random", objectName="randomSeedButton", toolTip="Use a new random seed each time")
         self.random_seed.clicked.connect(lambda: self.seed.setValue(-1))
-        self.reuse_seed = QToolButton(text="♻", objectName="reuseSeedButton", toolTip="Reuse the last seed", enabled=False)
+        self.reuse_seed = QToolButton(text="Reuse", objectName="reuseSeedButton", toolTip="Reuse the last seed", enabled=False)
         self.reuse_seed.clicked.connect(lambda: self.seed.setValue(self._last_seed))
         self._last_seed = -1
         self.num_images = QSpinBox(objectName="numImagesSpin", minimum=1, maximum=MAX_IMAGES, value=1)
@@ -71,6 +71,7 @@ class ParamsPanel(QWidget):
         edit = PromptEdit(objectName=name, placeholderText=placeholder, tabChangesFocus=True)
         edit.setAccessibleName(placeholder.rstrip("…"))
         edit.setMinimumHeight(height)
+        edit.setMaximumHeight(2 * height)
         edit.sig_submit.connect(self.sig_submit)
         return edit
 
