@@ -1,0 +1,46 @@
+"""Fixtures shared by all tests: an isolated data folder and the demo model."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+@pytest.fixture(autouse=True)
+def isolated_data_dir(tmp_path, monkeypatch) -> Path:
+    """Keep every test's settings, models and outputs out of the real app-data folder."""
+    folder = tmp_path / "app-data"
+    monkeypatch.setenv("D2I_DATA_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def demo_model_dir(tmp_path_factory) -> Path:
+    """The demo model saved with save_pretrained, shared read-only by all tests."""
+    from d2i_desktop.core.demo import make_demo_model
+
+    return make_demo_model(tmp_path_factory.mktemp("models") / "demo")
+
+
+@pytest.fixture(scope="session")
+def demo_engine(demo_model_dir):
+    """One Engine with the demo model loaded through the normal loading path (CPU, fp32)."""
+    from d2i_desktop.core.engine import Engine
+
+    engine = Engine(device="cpu")
+    engine.load(demo_model_dir)
+    return engine
+
+
+_DEFAULT_SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples"
+
+
+@pytest.fixture(scope="session")
+def third_party_samples() -> Path:
+    """The folder of real sample files (override with D2I_SAMPLES); tests skip if it is missing."""
+    folder = Path(os.environ.get("D2I_SAMPLES") or _DEFAULT_SAMPLES)
+    if not (folder / "SOURCES.md").is_file():
+        pytest.skip(f"Third-party sample files not found at {folder} (set D2I_SAMPLES to their folder).")
+    return folder
