@@ -1,0 +1,39 @@
+"""GUI fixtures: a real MainWindow with a real worker thread and the demo model."""
+
+import gc
+
+import pytest
+from PySide6.QtCore import QSettings, QThread
+
+from d2i_desktop.core.engine import Engine
+from d2i_desktop.ui.main_window import MainWindow
+from d2i_desktop.ui.worker import WorkerThread
+
+
+@pytest.fixture(autouse=True)
+def no_thread_left_running(qapp):
+    """Fail any test that leaves a QThread running (it would crash the next one, or the exit)."""
+    yield
+    gc.collect()
+    running = [t.objectName() or repr(t) for t in gc.get_objects() if isinstance(t, QThread) and t.isRunning()]
+    assert running == [], f"threads left running: {running}"
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def window(qtbot, settings, demo_model_dir, tmp_path):
+    """The main window with the demo model loaded; closed (thread stopped) after the test."""
+    settings.setValue("output/dir", str(tmp_path / "outputs"))
+    win = MainWindow(WorkerThread(Engine(device="cpu")), settings)
+    qtbot.addWidget(win)
+    win.show()
+    with qtbot.waitSignal(win.worker_thread.worker.sig_model_loaded, timeout=60_000):
+        win.load_model(str(demo_model_dir))
+    qtbot.waitUntil(lambda: not win.busy, timeout=10_000)
+    yield win
+    win.close()
+    assert not win.worker_thread.thread.isRunning()
