@@ -31,6 +31,14 @@ def open_with_depth(qtbot, window, path):
     qtbot.waitUntil(lambda: window.depth is not None and not window.busy, timeout=10_000)
 
 
+def generate_and_wait(qtbot, window, trigger=None):
+    """Generate and wait until the window has shown the result (signals from the worker
+    thread may reach a test's own slot before the window's queued one)."""
+    previous = window.result
+    (trigger or window.generate)()
+    qtbot.waitUntil(lambda: window.result is not previous and not window.busy, timeout=60_000)
+
+
 def set_fast_params(window, prompt="a lighthouse at dusk", steps=4, seed=99):
     panel = window.params_panel
     panel.prompt.setPlainText(prompt)
@@ -76,11 +84,10 @@ def test_generate_shows_progress_previews_result_and_saves_with_metadata(qtbot, 
     open_with_depth(qtbot, window, photo_file)
     set_fast_params(window)
     worker = window.worker_thread.worker
-    steps, formats = [], []
-    worker.sig_step.connect(lambda info: (steps.append(info), formats.append(window.progress.format())))
-    with qtbot.waitSignal(worker.sig_result, timeout=60_000):
-        qtbot.keyClick(window.params_panel.prompt, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
-    qtbot.waitUntil(lambda: not window.busy)
+    steps = []
+    worker.sig_step.connect(steps.append)
+    generate_and_wait(qtbot, window, lambda: qtbot.keyClick(window.params_panel.prompt, Qt.Key.Key_Return,
+                                                            Qt.KeyboardModifier.ControlModifier))
     assert [s.step for s in steps] == [1, 2, 3]
     assert all(s.preview is not None for s in steps)
     assert window.progress.value() == 3 and window.progress.maximum() == 3
@@ -103,9 +110,8 @@ def test_progress_text_shows_rate_and_time_left(qtbot, window, photo_file):
     open_with_depth(qtbot, window, photo_file)
     set_fast_params(window, steps=6)
     texts = []
-    window.worker_thread.worker.sig_step.connect(lambda _info: texts.append(window.progress.text()))
-    with qtbot.waitSignal(window.worker_thread.worker.sig_result, timeout=60_000):
-        window.generate()
+    window.progress.valueChanged.connect(lambda _value: texts.append(window.progress.text()))
+    generate_and_wait(qtbot, window)
     assert any("Step 2/4" in t and "it/s" in t and "s left" in t for t in texts), texts
 
 
@@ -113,8 +119,7 @@ def test_several_images_per_prompt_are_listed(qtbot, window, photo_file):
     open_with_depth(qtbot, window, photo_file)
     set_fast_params(window, seed=5)
     window.params_panel.num_images.setValue(2)
-    with qtbot.waitSignal(window.worker_thread.worker.sig_result, timeout=60_000):
-        window.generate()
+    generate_and_wait(qtbot, window)
     assert window.results_list.count() == 2 and window.results_list.isVisible()
     window.results_list.setCurrentRow(1)
     assert window.result_index == 1
@@ -130,14 +135,12 @@ def test_cancel_mid_run_keeps_the_window_usable(qtbot, window, photo_file):
     window.generate()
     qtbot.waitUntil(lambda: len(seen) >= 2, timeout=30_000)
     assert window.cancel_button.isEnabled()
-    with qtbot.waitSignal(worker.sig_cancelled, timeout=5_000):
-        qtbot.keyClick(window, Qt.Key.Key_Escape)
-    qtbot.waitUntil(lambda: not window.busy)
+    qtbot.keyClick(window, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: not window.busy and window.progress.format() == "Cancelled", timeout=5_000)
     assert max(seen) < 400
     assert window.progress.format() == "Cancelled" and window.generate_button.isEnabled()
     set_fast_params(window)
-    with qtbot.waitSignal(worker.sig_result, timeout=60_000):
-        window.generate()
+    generate_and_wait(qtbot, window)
 
 
 def test_window_repaints_while_a_job_runs(qtbot, window, photo_file):
@@ -269,3 +272,21 @@ def test_canvas_zoom_and_pan(qtbot, window, photo_file):
     assert canvas.offset == offset + QPointF(30, 10)
     canvas.fit()
     assert canvas.zoom == pytest.approx(zoom)
+
+
+def test_last_parameters_come_back_in_a_new_window(qtbot, window, photo_file, settings):
+    from d2i_desktop.core.engine import Engine
+    from d2i_desktop.ui.main_window import MainWindow
+    from d2i_desktop.ui.worker import WorkerThread
+
+    open_with_depth(qtbot, window, photo_file)
+    set_fast_params(window, prompt="misty pines", seed=321)
+    window.params_panel.scheduler.setCurrentText("UniPC")
+    generate_and_wait(qtbot, window)
+    reopened = MainWindow(WorkerThread(Engine(device="cpu")), settings)
+    qtbot.addWidget(reopened)
+    try:
+        restored = reopened.params_panel.params()
+        assert (restored.prompt, restored.seed, restored.steps, restored.scheduler) == ("misty pines", 321, 4, "UniPC")
+    finally:
+        reopened.close()
