@@ -1,0 +1,71 @@
+"""`d2i library …` and `d2i generate --lora`: the LoRA and embedding library from the command line."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .core.errors import ParamError
+
+
+def add_library_parser(commands) -> None:
+    library = commands.add_parser("library", help="list, import or remove LoRAs and embeddings")
+    actions = library.add_subparsers(dest="action", required=True, parser_class=type(library))
+    actions.add_parser("list", help="every LoRA and embedding, with kind, base model, trigger words and size")
+    imports = actions.add_parser("import", help="copy files into the library (identical files are skipped)")
+    imports.add_argument("files", nargs="+", type=Path)
+    remove = actions.add_parser("remove", help="move a LoRA or embedding (and its sidecar files) to the trash")
+    remove.add_argument("name")
+    folder = actions.add_parser("add-folder", help="scan a folder of LoRAs in place, without copying")
+    folder.add_argument("folder", type=Path)
+
+
+def add_lora_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--lora", action="append", default=[], metavar="NAME[:WEIGHT]",
+                        help="a library LoRA to apply (repeatable); without a weight, its default weight")
+
+
+def parse_lora_options(options: list[str]) -> tuple[tuple[str, float], ...]:
+    """`name:0.8` / `name` options as (name, weight); a missing weight is the library's default for that LoRA."""
+    from .core.library import LORA, Library
+
+    chosen = []
+    for option in options:
+        name, colon, weight = option.rpartition(":") if ":" in option else (option, "", "")
+        if not colon:
+            chosen.append((name, Library().find(name, LORA).default_weight))
+            continue
+        try:
+            chosen.append((name, float(weight)))
+        except ValueError:
+            raise ParamError(f"--lora {option}: '{weight}' is not a weight.", "Write --lora name:0.8.") from None
+    return tuple(chosen)
+
+
+def cmd_library(args) -> int:
+    from .core.library import AlreadyInLibrary, Library
+
+    library = Library()
+    if args.action == "list":
+        for item in library.items():
+            words = ", ".join(item.trigger_words or item.suggested_words)
+            state = f"unusable: {item.problem}" if item.problem else (item.base_model or "base model unknown")
+            print(f"{item.name}\t{item.kind or '?'}\t{state}\t{words}\t{item.size / 1e6:.1f} MB\t{item.path}")
+    elif args.action == "import":
+        for path in args.files:
+            try:
+                item = library.import_file(path)
+            except AlreadyInLibrary as exc:
+                print(f"note: {exc.message}")
+                continue
+            print(f"{item.name}\t{item.kind}\t{item.path}")
+    elif args.action == "remove":
+        matches = [item for item in library.items() if item.name == args.name]
+        if not matches:
+            raise ParamError(f"There is nothing named '{args.name}' in the library.", "See 'd2i library list'.")
+        library.remove(matches[0])
+        print(f"moved {matches[0].path} to the trash")
+    elif args.action == "add-folder":
+        library.add_folder(args.folder)
+        print(f"{len(library.items())} files in the library's folders")
+    return 0

@@ -1,0 +1,222 @@
+"""The library panel with qtbot: real widgets, real files, and the main window generating with a LoRA."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+
+from d2i_desktop.core.library import Library
+from d2i_desktop.core.outputs import parse_parameters
+from d2i_desktop.ui.library_panel import NAME, LibraryPanel
+from library_samples import (
+    embedding_vectors, lora_state, sd1_lora, write_a1111_embedding, write_diffusers_embedding, write_lora,
+)
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    from d2i_desktop.core.demo import build_demo_pipeline
+
+    return build_demo_pipeline()
+
+
+@pytest.fixture
+def library(isolated_data_dir, pipe):
+    library = Library()
+    write_lora(library.root / "ink.safetensors", lora_state(pipe, "kohya", seed=1),
+               {"ss_tag_frequency": json.dumps({"set": {"ink wash": 9, "brush": 3}})})
+    write_lora(library.root / "grain.safetensors", lora_state(pipe, "peft", seed=2))
+    Image.new("RGB", (32, 32), "orange").save(library.root / "grain.preview.png")
+    write_a1111_embedding(library.root / "moody.pt", embedding_vectors())
+    (library.root / "broken.safetensors").write_bytes(b"12345")
+    return library
+
+
+@pytest.fixture
+def panel(qtbot, library):
+    panel = LibraryPanel(library)
+    qtbot.addWidget(panel)
+    panel.show()
+    return panel
+
+
+def names_shown(panel):
+    rows = (panel.tree.topLevelItem(i) for i in range(panel.tree.topLevelItemCount()))
+    return [row.text(NAME) for row in rows if not row.isHidden()]
+
+
+def test_lists_name_kind_base_words_size_and_thumbnail(panel):
+    rows = {panel.tree.topLevelItem(i).text(NAME): panel.tree.topLevelItem(i) for i in range(4)}
+
+    assert sorted(rows) == ["broken", "grain", "ink", "moody"]
+    assert [rows["ink"].text(c) for c in (2, 3, 4)] == ["LoRA", "a 32-wide model", "ink wash, brush"]
+    assert rows["moody"].text(2) == "embedding"
+    assert rows["broken"].text(2) == "unusable" and "is damaged" in rows["broken"].toolTip(NAME)
+    assert not rows["grain"].icon(NAME).isNull() and rows["ink"].icon(NAME).isNull()
+    assert rows["ink"].text(5).endswith("kB")
+
+
+def test_search_filters_by_name_words_and_kind(panel, qtbot):
+    qtbot.keyClicks(panel.search, "brush")
+    assert names_shown(panel) == ["ink"]
+    panel.search.setText("embedding")
+    assert names_shown(panel) == ["moody"]
+    panel.search.clear()
+    assert len(names_shown(panel)) == 4
+
+
+def test_ticked_loras_with_slider_weights_survive_a_rescan(panel):
+    panel.row_of("grain").setCheckState(NAME, Qt.CheckState.Checked)
+    panel.weight_slider("grain").slider.setValue(65)
+    panel.row_of("ink").setCheckState(NAME, Qt.CheckState.Checked)
+
+    before = panel.selected_loras()
+    panel.refresh()
+
+    assert before == (("grain", 0.65), ("ink", 1.0))
+    assert panel.selected_loras() == before
+    assert panel.weight_slider("grain").label.text() == "0.65"
+
+
+def test_double_click_inserts_an_embedding_token_or_trigger_words(panel, qtbot):
+    inserted = []
+    panel.sig_insert_text.connect(inserted.append)
+
+    for name in ("moody", "ink"):
+        centre = panel.tree.visualRect(panel.tree.indexFromItem(panel.row_of(name), 2)).center()  # the Kind cell
+        qtbot.mouseClick(panel.tree.viewport(), Qt.MouseButton.LeftButton, pos=centre)
+        qtbot.mouseDClick(panel.tree.viewport(), Qt.MouseButton.LeftButton, pos=centre)
+
+    assert inserted == ["moody", "ink wash, brush"]
+
+
+def test_edits_are_saved_beside_the_library_not_in_the_file(panel, library, qtbot):
+    before = (library.root / "ink.safetensors").read_bytes()
+    panel.tree.setCurrentItem(panel.row_of("ink"))
+    panel.words_edit.setText("inkwash, sumi")
+    panel.default_weight.setValue(0.7)
+    panel._save_edits()
+
+    assert panel.row_of("ink").text(4) == "inkwash, sumi"
+    assert library.find("ink", "LoRA").default_weight == 0.7
+    assert (library.root / "ink.safetensors").read_bytes() == before
+    assert json.loads(library.settings_path.read_text())["items"]["ink"]["trigger_words"] == ["inkwash", "sumi"]
+
+
+def test_thumbnail_from_the_current_result(panel, library):
+    panel.tree.setCurrentItem(panel.row_of("ink"))
+    assert not panel.thumb_button.isEnabled()
+
+    panel.set_current_result(Image.new("RGB", (64, 64), "purple"))
+    panel.thumb_button.click()
+
+    assert library.find("ink", "LoRA").thumbnail == library.thumbnail_dir / "ink.png"
+    assert not panel.row_of("ink").icon(NAME).isNull()
+    assert panel.thumbnail.pixmap() is not None and not panel.thumbnail.pixmap().isNull()
+
+
+def test_drop_imports_files_and_reports_duplicates_and_refusals(panel, pipe, tmp_path, qtbot):
+    messages = []
+    panel.sig_message.connect(lambda *args: messages.append(args))
+    fresh = write_diffusers_embedding(tmp_path / "dl" / "glow.safetensors", embedding_vectors(seed=5))
+    same = tmp_path / "dl" / "ink-copy.safetensors"
+    same.write_bytes((panel.library.root / "ink.safetensors").read_bytes())
+
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(fresh)), QUrl.fromLocalFile(str(same))])
+    drop = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    panel.dropEvent(drop)
+    bad = tmp_path / "dl" / "half.safetensors"
+    bad.write_bytes(fresh.read_bytes()[:40])
+    panel.import_files([bad])
+
+    assert "glow" in names_shown(panel)
+    assert messages[0] == ("Imported glow.", "ink-copy.safetensors is already in the library as 'ink'.", "info")
+    assert messages[1][0].startswith("half.safetensors is damaged") and messages[1][2] == "error"
+    assert not (panel.library.root / "half.safetensors").exists()
+
+
+def test_remove_moves_to_the_trash(panel, library, tmp_path, monkeypatch):
+    from send2trash import plat_other
+
+    monkeypatch.setattr(plat_other, "XDG_DATA_HOME", os.fsencode(tmp_path / "share"))
+    monkeypatch.setattr(plat_other, "HOMETRASH_B", os.fsencode(tmp_path / "share" / "Trash"))
+    panel.tree.setCurrentItem(panel.row_of("grain"))
+    panel.remove_button.click()
+
+    assert "grain" not in names_shown(panel)
+    assert sorted(p.name for p in (tmp_path / "share" / "Trash" / "files").iterdir()) == \
+        ["grain.preview.png", "grain.safetensors"]
+
+
+# -- in the main window ---------------------------------------------------------------------
+def open_photo(qtbot, window, tmp_path):
+    path = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(3).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(path)
+    with qtbot.waitSignal(window.worker_thread.worker.sig_depth_ready, timeout=30_000):
+        assert window.open_image(path)
+    qtbot.waitUntil(lambda: window.depth is not None and not window.busy, timeout=10_000)
+
+
+def generate(qtbot, window):
+    """Generate and wait until the window has handled the outcome; returns the result or the failure message."""
+    worker, outcomes = window.worker_thread.worker, []
+    record_result, record_failure = outcomes.append, lambda message, _hint: outcomes.append(message)
+    worker.sig_result.connect(record_result)
+    worker.sig_failed.connect(record_failure)
+    qtbot.waitUntil(lambda: not window.busy, timeout=30_000)
+    window.generate()
+    qtbot.waitUntil(lambda: bool(outcomes) and not window.busy, timeout=60_000)  # idle comes after the window saw the outcome
+    worker.sig_result.disconnect(record_result)
+    worker.sig_failed.disconnect(record_failure)
+    return outcomes[0]
+
+
+def test_window_generates_with_the_ticked_lora_and_records_it(qtbot, window, library, tmp_path):
+    panel = window.library_panel
+    panel.refresh()
+    open_photo(qtbot, window, tmp_path)
+    window.params_panel.prompt.setPlainText("a harbour")
+    window.params_panel.steps.setValue(2)
+    window.params_panel.seed.setValue(4)
+    panel.row_of("ink").setCheckState(NAME, Qt.CheckState.Checked)
+    panel.weight_slider("ink").set_weight(0.6)
+
+    result = generate(qtbot, window)
+    fields = parse_parameters(result.parameters_text(0))
+
+    assert fields["prompt"] == "a harbour <lora:ink:0.6>"
+    assert fields["Lora hashes"] == f"ink: {library.find('ink', 'LoRA').short_hash}"
+    assert window.notice.level != "error"
+
+
+def test_window_shows_a_refused_lora_in_the_notice_bar_and_keeps_working(qtbot, window, library, tmp_path):
+    write_lora(library.root / "old.safetensors", sd1_lora())
+    panel = window.library_panel
+    panel.refresh()
+    open_photo(qtbot, window, tmp_path)
+    window.params_panel.steps.setValue(2)
+    window.params_panel.prompt.setPlainText("a harbour <lora:old:1>")
+
+    failure = generate(qtbot, window)
+    shown = window.notice.message()
+    window.params_panel.prompt.setPlainText("a harbour")
+    result = generate(qtbot, window)
+
+    assert failure == "old is a LoRA for SD 1.x; the loaded model is demo model (random weights)."
+    assert failure in shown and window.notice.level == "error"
+    assert result.params.prompt == "a harbour" and window.result is result
+
+
+def test_double_clicked_embedding_lands_in_the_prompt(qtbot, window, library):
+    window.library_panel.refresh()
+    window.params_panel.prompt.setPlainText("a harbour,")
+    window.params_panel.prompt.moveCursor(window.params_panel.prompt.textCursor().MoveOperation.End)
+
+    window.library_panel.sig_insert_text.emit("moody")
+
+    assert window.params_panel.prompt.toPlainText() == "a harbour, moody "
