@@ -5,6 +5,8 @@ Convention: high value = near (MiDaS inverse depth), shown bright.
 
 from __future__ import annotations
 
+import os
+import secrets
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,8 @@ from PIL import Image
 
 from .errors import ImageError
 from .images import open_image, upright
-from .outputs import save_png
+from .outputs import OutputError, OutputExistsError, save_png
+from .outputs import _claim as claim_name
 
 COLORMAPS = ("grey", "viridis", "magma", "turbo")
 _LUMA = np.array([0.2126, 0.7152, 0.0722])  # Rec. 709, the sRGB primaries
@@ -95,6 +98,16 @@ def colorize(depth: np.ndarray, cmap: str = "grey") -> np.ndarray:
     return _TABLES[cmap][indices]
 
 
+def colorize_range(depth: np.ndarray, low: float, high: float, cmap: str = "grey") -> np.ndarray:
+    """colorize() of the map scaled from [low, high] to [0, 1], in float32 and without checks: fast enough
+    to recolour a map while it is painted. Values outside the range are clipped."""
+    if cmap not in _TABLES:
+        raise ImageError(f"Unknown colour map '{cmap}'.", "Choose one of: " + ", ".join(COLORMAPS) + ".")
+    scale = np.float32(255.0 / (high - low) if high > low else 0.0)
+    indices = np.clip((depth - np.float32(low)) * scale + np.float32(0.5), 0, 255).astype(np.uint8)
+    return _TABLES[cmap][indices]
+
+
 def _check_depth_array(depth: np.ndarray, label: str = "The depth map") -> np.ndarray:
     """The map as float64 height x width, or ImageError."""
     values = np.asarray(depth)
@@ -118,11 +131,14 @@ def save_depth_png16(depth: np.ndarray, path: str | Path) -> Path:
     return save_png(Image.fromarray(levels), path)
 
 
-def load_depth(path: str | Path, size: tuple[int, int]) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Read a depth map file, normalised to float32 [0, 1] at `size` (width, height), with notes.
+def load_depth(path: str | Path, size: tuple[int, int],
+               bright_is_near: bool | None = True) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Read a depth map file, normalised to float32 [0, 1] (1 = near) at `size` (width, height), with notes.
 
     Reads 8/16-bit PNG, 16-bit and float TIFF, anything else Pillow opens (colour as luminance)
-    and `.npy` arrays, keeping their full precision.
+    and `.npy` arrays, keeping their full precision. `bright_is_near`: True for inverse depth
+    (MiDaS, DPT), False for distances (a renderer's Z pass), None to guess from the values and
+    say in the notes which was assumed.
     """
     path = Path(path)
     width, height = size
@@ -135,7 +151,16 @@ def load_depth(path: str | Path, size: tuple[int, int]) -> tuple[np.ndarray, tup
     if values.ndim == 3 and values.shape[2] in (3, 4):
         values, colour_notes = _luminance(values)
         notes += colour_notes
+    stored_as_float = np.issubdtype(values.dtype, np.floating)
     values = _check_depth_array(values, label=path.name)
+    if bright_is_near is None:
+        bright_is_near = not (stored_as_float and values.min() >= 0 and values.max() > 1)
+        notes.append("Assumed bright = near (inverse depth, as MiDaS and DPT give)." if bright_is_near else
+                     f"Assumed bright = far: float values from {values.min():.3g} to {values.max():.3g} look like "
+                     "distances (a renderer's Z pass).")
+    if not bright_is_near:
+        values, inverse_note = _near_is_bright(values)
+        notes.append(inverse_note)
     if values.max() == values.min():
         raise ImageError(f"{path.name} carries no depth shape: every pixel has the same value.",
                          "Use a depth map with near and far areas, or estimate one from the image.")
@@ -151,6 +176,35 @@ def load_depth(path: str | Path, size: tuple[int, int]) -> tuple[np.ndarray, tup
             notes.append(f"The depth map's aspect ratio ({source_aspect:.2f}) differs from the image's "
                          f"({target_aspect:.2f}), so it is stretched.")
     return depth, tuple(notes)
+
+
+def _near_is_bright(distances: np.ndarray) -> tuple[np.ndarray, str]:
+    """Distances turned into inverse depth, the model's convention; 1/z where every distance is positive."""
+    if distances.min() > 0:
+        return 1.0 / distances, "Converted distances to inverse depth (1/distance), so near is bright."
+    return distances.max() + distances.min() - distances, "Inverted the map, so near is bright."
+
+
+def save_depth_npy(depth: np.ndarray, path: str | Path) -> Path:
+    """Write the normalised map as a float32 `.npy` (no precision lost; never overwrites)."""
+    path = Path(path)
+    values = normalize(depth)
+    if os.path.lexists(path):
+        raise OutputExistsError(path)
+    temp = path.with_name(f".d2i-{secrets.token_hex(6)}.npy.tmp")
+    try:
+        with open(temp, "xb") as file:
+            np.save(file, values, allow_pickle=False)
+            file.flush()
+            os.fsync(file.fileno())
+        if not claim_name(temp, path):
+            raise OutputExistsError(path)
+    except OSError as error:
+        raise OutputError(f"Could not save {path.name} in {path.parent}: {error.strerror or error}.",
+                          "Check that the folder is writable and the disk has free space.") from error
+    finally:
+        temp.unlink(missing_ok=True)
+    return path
 
 
 def _read_npy(path: Path) -> np.ndarray:

@@ -1,4 +1,8 @@
-"""The canvas: the input picture, its depth overlay and the result, with zoom and pan."""
+"""The canvas: the input picture, its depth map and the result, with zoom, pan and depth painting.
+
+Mouse: with the brush, left-drag paints, Alt+click picks a depth; middle-drag or Space+drag pans
+(with the hand tool, left-drag pans too). The wheel zooms, a double click fits.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,20 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QImage, QPainter, QPen
+from PySide6.QtCore import QPointF, QRect, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QImage, QLinearGradient, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from ..core import depth as depth_maps
+from ..core.depth_view import model_view
 
 VIEW_INPUT, VIEW_RESULT, VIEW_SIDE_BY_SIDE = "Input", "Result", "Side by side"
 VIEW_MODES = (VIEW_INPUT, VIEW_RESULT, VIEW_SIDE_BY_SIDE)
-GAP = 16  # pixels between the two pictures side by side, in image units
+OVERLAY_BLEND, OVERLAY_SIDE, OVERLAY_SPLIT = "Blended", "Side by side", "Split"
+OVERLAY_MODES = (OVERLAY_BLEND, OVERLAY_SIDE, OVERLAY_SPLIT)
+TOOL_PAN, TOOL_BRUSH, TOOL_PICK = "pan", "brush", "pick"
+GAP = 16  # pixels between pictures side by side, in image units
+SPLIT_GRAB = 8  # how close (widget pixels) to the split line a press grabs it
 
 
 def to_qimage(picture: Image.Image | np.ndarray) -> QImage:
@@ -23,39 +34,136 @@ def to_qimage(picture: Image.Image | np.ndarray) -> QImage:
     return QImage(array.data, width, height, 3 * width, QImage.Format.Format_RGB888).copy()
 
 
+class DepthPicture:
+    """A colour picture of a float depth map that can be recoloured box by box while it is painted."""
+
+    def __init__(self, depth: np.ndarray, cmap: str):
+        self.depth, self.cmap = depth, cmap
+        self.low, self.high = 0.0, 1.0
+        self.rgb = np.zeros((*depth.shape, 3), dtype=np.uint8)
+        height, width = depth.shape
+        # The QImage shares self.rgb's memory, so recolouring a box needs no copy of the whole picture.
+        self.image = QImage(self.rgb.data, width, height, 3 * width, QImage.Format.Format_RGB888)
+        self.refit()
+
+    def refit(self, box: tuple[int, int, int, int] | None = None) -> None:
+        """After an edit: recolour its box, or everything when the map's range moved (or no box is given)."""
+        low, high = float(self.depth.min()), float(self.depth.max())
+        if box is None or (low, high) != (self.low, self.high):
+            self.low, self.high = low, high
+            box = (0, 0, *self.depth.shape)
+        self.recolour(box)
+
+    def recolour(self, box: tuple[int, int, int, int]) -> None:
+        """Recolour a (top, left, bottom, right) box with the current range: cheap enough for every dab."""
+        top, left, bottom, right = box
+        self.rgb[top:bottom, left:right] = depth_maps.colorize_range(self.depth[top:bottom, left:right], self.low,
+                                                                     self.high, self.cmap)
+
+
 class Canvas(QWidget):
     sig_files_dropped = Signal(list)
     """Files were dropped on the canvas; carries their paths."""
+    sig_stroke_started = Signal(QPointF)
+    """A brush stroke began; carries the point in depth-map pixels."""
+    sig_stroke_moved = Signal(QPointF)
+    """The brush moved while painting; carries the point in depth-map pixels."""
+    sig_stroke_finished = Signal()
+    """The brush was lifted."""
+    sig_depth_picked = Signal(QPointF)
+    """The user picked the depth at a point (depth-map pixels)."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setObjectName("canvas")
         self.setAccessibleName("Image canvas")
         self.setAcceptDrops(True)
+        self.setMouseTracking(True)
         self.setMinimumSize(320, 240)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.input_image: QImage | None = None
         self.depth_image: QImage | None = None
+        self.depth_picture: DepthPicture | None = None
+        self.model_image: QImage | None = None
         self.result_image: QImage | None = None
         self.result_is_preview = False
         self.overlay_visible = True
         self.overlay_opacity = 0.5
+        self.overlay_mode = OVERLAY_BLEND
+        self.split = 0.5  # where the split line sits, as a share of the image's width
+        self.show_model_view = False
+        self.cmap = "viridis"
         self.view_mode = VIEW_INPUT
+        self.tool = TOOL_PAN
+        self.brush_size = 64.0  # diameter in image pixels
         self.zoom = 1.0
         self.offset = QPointF(0, 0)
         self._fit = True
         self._drag_from: QPointF | None = None
+        self._dragging_split = False
+        self._stroke_panel_x: float | None = None  # scene x of the panel a stroke started in
+        self._hover: QPointF | None = None
+        self._space_down = False
 
     # -- content ---------------------------------------------------------------------
     def set_input(self, image: QImage | None) -> None:
-        self.input_image, self.depth_image, self.result_image = image, None, None
+        self.input_image, self.result_image = image, None
+        self.set_depth(None)
         self.view_mode = VIEW_INPUT
         self.fit()
 
     def set_depth(self, image: QImage | None) -> None:
-        self.depth_image = image
+        """Show a ready-made depth picture (the map itself is then not editable here)."""
+        self.depth_image, self.depth_picture, self.model_image = image, None, None
         self.update()
+
+    def set_depth_map(self, depth: np.ndarray | None) -> None:
+        """Show a float depth map; `refresh_depth` follows the edits made to that array in place."""
+        if depth is None:
+            self.set_depth(None)
+            return
+        if self.depth_picture is not None and self.depth_picture.depth is depth:
+            self.refresh_depth(None)
+            return
+        self.depth_picture = DepthPicture(depth, self.cmap)
+        self.depth_image = self.depth_picture.image
+        self.model_image = None
+        self._refresh_model_view()
+        self._fit_if_scene_changed()
+
+    def set_colormap(self, cmap: str) -> None:
+        if cmap == self.cmap:
+            return
+        self.cmap = cmap
+        if self.depth_picture is not None:
+            self.depth_picture = DepthPicture(self.depth_picture.depth, cmap)
+            self.depth_image = self.depth_picture.image
+            self._refresh_model_view()
+            self.update()
+
+    def paint_depth_box(self, box: tuple[int, int, int, int]) -> None:
+        """Show a stroke's latest dabs: recolour and repaint only their (top, left, bottom, right) box."""
+        if self.depth_picture is None:
+            return
+        self.depth_picture.recolour(box)
+        for rect in self._widget_rects(box):
+            self.update(rect)
+
+    def refresh_depth(self, box: tuple[int, int, int, int] | None) -> None:
+        """Show a finished edit of the map in `box` (None: anywhere)."""
+        if self.depth_picture is None:
+            return
+        self.depth_picture.refit(box)
+        self._refresh_model_view()
+        self.update()
+
+    def _refresh_model_view(self) -> None:
+        if not self.show_model_view or self.depth_picture is None:
+            self.model_image = None
+            return
+        seen = model_view(self.depth_picture.depth)
+        self.model_image = to_qimage(depth_maps.colorize((seen + 1) / 2, self.depth_picture.cmap))
 
     def set_result(self, image: QImage | None, preview: bool = False) -> None:
         """Show a result (or a per-step preview, scaled up to the input's size)."""
@@ -72,20 +180,60 @@ class Canvas(QWidget):
         self.overlay_visible = visible
         if opacity is not None:
             self.overlay_opacity = opacity
+        self._fit_if_scene_changed()
+
+    def set_overlay_mode(self, mode: str) -> None:
+        self.overlay_mode = mode
+        self._fit_if_scene_changed()
+
+    def set_model_view(self, shown: bool) -> None:
+        """Show the depth as the model receives it (latent grid, min-max scaled) instead of the full map."""
+        self.show_model_view = shown
+        self._refresh_model_view()
         self.update()
 
     def set_view_mode(self, mode: str) -> None:
         self.view_mode = mode
         self.fit()
 
+    def set_tool(self, tool: str) -> None:
+        self.tool = tool
+        self._update_cursor()
+        self.update()
+
+    def set_brush_size(self, size: float) -> None:
+        self.brush_size = size
+        self.update()
+
     # -- geometry --------------------------------------------------------------------
-    def _scene_size(self) -> tuple[float, float]:
+    def _shown_depth(self) -> QImage | None:
+        if not self.overlay_visible or self.depth_image is None:
+            return None
+        return self.model_image if self.show_model_view and self.model_image is not None else self.depth_image
+
+    def _panels(self) -> list[tuple[str, float]]:
+        """What the scene shows, left to right: ("input" | "depth" | "result", scene x)."""
         if self.input_image is None:
+            return []
+        kinds = [] if self.view_mode == VIEW_RESULT else ["input"]
+        if kinds and self.overlay_mode == OVERLAY_SIDE and self._shown_depth() is not None:
+            kinds.append("depth")
+        if self.view_mode in (VIEW_RESULT, VIEW_SIDE_BY_SIDE):
+            kinds.append("result")
+        step = self.input_image.width() + GAP
+        return [(kind, index * step) for index, kind in enumerate(kinds)]
+
+    def _scene_size(self) -> tuple[float, float]:
+        panels = self._panels()
+        if not panels:
             return 0.0, 0.0
-        width, height = self.input_image.width(), self.input_image.height()
-        if self.view_mode == VIEW_SIDE_BY_SIDE:
-            return 2 * width + GAP, height
-        return width, height
+        return len(panels) * (self.input_image.width() + GAP) - GAP, self.input_image.height()
+
+    def _fit_if_scene_changed(self) -> None:
+        if self._fit:
+            self.fit()
+        else:
+            self.update()
 
     def fit(self) -> None:
         """Scale the scene to fill the widget and centre it."""
@@ -109,6 +257,34 @@ class Canvas(QWidget):
             self.fit()
         super().resizeEvent(event)
 
+    def to_scene(self, point: QPointF) -> QPointF:
+        return (point - self.offset) / self.zoom
+
+    def _map_point(self, point: QPointF, panel_x: float | None = None) -> tuple[QPointF, float] | None:
+        """The depth-map pixel under a widget point, with its panel's scene x (input or depth panels only)."""
+        scene = self.to_scene(point)
+        if panel_x is None:
+            width = self.input_image.width() if self.input_image is not None else 0
+            panel_x = next((x for kind, x in self._panels() if kind != "result" and x <= scene.x() < x + width), None)
+            if panel_x is None or not 0 <= scene.y() < self.input_image.height():
+                return None
+        return QPointF(scene.x() - panel_x, scene.y()), panel_x
+
+    def _widget_rects(self, box: tuple[int, int, int, int]) -> list[QRect]:
+        top, left, bottom, right = box
+        return [QRectF(self.offset.x() + (x + left) * self.zoom, self.offset.y() + top * self.zoom,
+                       (right - left) * self.zoom, (bottom - top) * self.zoom).toAlignedRect().adjusted(-2, -2, 2, 2)
+                for kind, x in self._panels() if kind != "result"]
+
+    def _split_x(self) -> float | None:
+        """The split line's widget x, when the split overlay is on screen."""
+        if self.overlay_mode != OVERLAY_SPLIT or self._shown_depth() is None:
+            return None
+        panel_x = next((x for kind, x in self._panels() if kind == "input"), None)
+        if panel_x is None:
+            return None
+        return self.offset.x() + (panel_x + self.split * self.input_image.width()) * self.zoom
+
     # -- painting --------------------------------------------------------------------
     def paintEvent(self, _event):
         painter = QPainter(self)
@@ -118,23 +294,48 @@ class Canvas(QWidget):
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter,
                              "Open a photo (Ctrl+O), drop one here, or paste one (Ctrl+V)")
             return
+        painter.save()
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.zoom < 2)
         painter.translate(self.offset)
         painter.scale(self.zoom, self.zoom)
         width, height = self.input_image.width(), self.input_image.height()
-        if self.view_mode in (VIEW_INPUT, VIEW_SIDE_BY_SIDE):
-            self._draw_input(painter, QRectF(0, 0, width, height))
-        if self.view_mode == VIEW_SIDE_BY_SIDE:
-            self._draw_result(painter, QRectF(width + GAP, 0, width, height))
-        elif self.view_mode == VIEW_RESULT:
-            self._draw_result(painter, QRectF(0, 0, width, height))
+        for kind, x in self._panels():
+            target = QRectF(x, 0, width, height)
+            if kind == "input":
+                self._draw_input(painter, target)
+            elif kind == "depth":
+                self._draw_depth(painter, target)
+            else:
+                self._draw_result(painter, target)
+        painter.restore()
+        self._draw_split_line(painter)
+        self._draw_legend(painter)
+        self._draw_brush_outline(painter)
+
+    def _draw_depth(self, painter: QPainter, target: QRectF, source: QRectF | None = None) -> None:
+        depth = self._shown_depth()
+        # The model's grid is drawn blocky on purpose: each block is one value the model receives.
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform,
+                              depth is not self.model_image and self.zoom < 2)
+        if source is None:
+            painter.drawImage(target, depth)
+        else:
+            scale = depth.width() / self.input_image.width()
+            painter.drawImage(target, depth, QRectF(source.x() * scale, 0, source.width() * scale, depth.height()))
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.zoom < 2)
 
     def _draw_input(self, painter: QPainter, target: QRectF) -> None:
         painter.drawImage(target, self.input_image)
-        if self.overlay_visible and self.depth_image is not None:
+        if self._shown_depth() is None:
+            return
+        if self.overlay_mode == OVERLAY_BLEND:
             painter.setOpacity(self.overlay_opacity)
-            painter.drawImage(target, self.depth_image)
+            self._draw_depth(painter, target)
             painter.setOpacity(1.0)
+        elif self.overlay_mode == OVERLAY_SPLIT:
+            cut = self.split * target.width()
+            self._draw_depth(painter, QRectF(target.x() + cut, target.y(), target.width() - cut, target.height()),
+                             QRectF(cut, 0, target.width() - cut, target.height()))
 
     def _draw_result(self, painter: QPainter, target: QRectF) -> None:
         if self.result_image is None:
@@ -143,30 +344,130 @@ class Canvas(QWidget):
             return
         painter.drawImage(target, self.result_image)
 
+    def _draw_split_line(self, painter: QPainter) -> None:
+        x = self._split_x()
+        if x is None:
+            return
+        top = self.offset.y()
+        bottom = top + self.input_image.height() * self.zoom
+        painter.setPen(QPen(QColor("#ffffff"), 2))
+        painter.drawLine(QPointF(x, top), QPointF(x, bottom))
+        painter.setBrush(QColor("#ffffff"))
+        painter.drawEllipse(QPointF(x, (top + bottom) / 2), 6, 6)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+
+    def _draw_legend(self, painter: QPainter) -> None:
+        """A colour bar from far to near, so the colours can be read without guessing."""
+        if self._shown_depth() is None:
+            return
+        cmap = self.depth_picture.cmap if self.depth_picture is not None else "grey"
+        table = depth_maps.colorize(np.linspace(0, 1, 9)[None, :], cmap)[0]
+        bar = QRectF(14, self.height() - 40, 180, 10)
+        gradient = QLinearGradient(bar.topLeft(), bar.topRight())
+        for index, colour in enumerate(table):
+            gradient.setColorAt(index / 8, QColor(*map(int, colour)))
+        painter.fillRect(bar.adjusted(-8, -22, 8, 24), QColor(30, 31, 34, 210))
+        painter.fillRect(bar, gradient)
+        painter.setPen(QColor("#e8eaed"))
+        title = "What the model sees (-1..1)" if self.show_model_view else "Depth"
+        painter.drawText(QRectF(bar.x(), bar.y() - 20, bar.width(), 16), Qt.AlignmentFlag.AlignLeft, title)
+        labels = QRectF(bar.x(), bar.bottom() + 2, bar.width(), 16)
+        painter.drawText(labels, Qt.AlignmentFlag.AlignLeft, "far")
+        painter.drawText(labels, Qt.AlignmentFlag.AlignRight, "near")
+
+    def _draw_brush_outline(self, painter: QPainter) -> None:
+        if self.tool != TOOL_BRUSH or self._hover is None or self.depth_picture is None:
+            return
+        radius = self.brush_size / 2 * self.zoom
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        for colour, width in (("#000000", 3), ("#ffffff", 1)):  # readable on light and dark
+            painter.setPen(QPen(QColor(colour), width))
+            painter.drawEllipse(self._hover, radius, radius)
+
     # -- interaction -----------------------------------------------------------------
+    def _update_cursor(self) -> None:
+        if self._drag_from is not None:
+            self.setCursor(Qt.CursorShape.ClosedHandCursor)
+        elif self._space_down or self.tool == TOOL_PAN:
+            self.setCursor(Qt.CursorShape.OpenHandCursor)
+        else:
+            self.setCursor(Qt.CursorShape.CrossCursor)
+
     def wheelEvent(self, event):
         steps = event.angleDelta().y() / 120
         if steps:
             self.zoom_by(1.15 ** steps, event.position())
 
     def mousePressEvent(self, event):
-        if event.button() in (Qt.MouseButton.LeftButton, Qt.MouseButton.MiddleButton):
-            self._drag_from = event.position()
-            self.setCursor(Qt.CursorShape.ClosedHandCursor)
+        position, button = event.position(), event.button()
+        split_x = self._split_x()
+        alt = bool(event.modifiers() & Qt.KeyboardModifier.AltModifier)
+        if button == Qt.MouseButton.MiddleButton or (
+                button == Qt.MouseButton.LeftButton and (self.tool == TOOL_PAN or self._space_down) and not alt
+                and (split_x is None or abs(position.x() - split_x) > SPLIT_GRAB)):
+            self._drag_from = position
+            self._update_cursor()
+        elif button != Qt.MouseButton.LeftButton:
+            return
+        elif split_x is not None and abs(position.x() - split_x) <= SPLIT_GRAB:
+            self._dragging_split = True
+        elif self.depth_picture is not None and (mapped := self._map_point(position)) is not None:
+            point, panel_x = mapped
+            if self.tool == TOOL_PICK or alt:
+                self.sig_depth_picked.emit(point)
+            elif self.tool == TOOL_BRUSH:
+                self._stroke_panel_x = panel_x
+                self.sig_stroke_started.emit(point)
 
     def mouseMoveEvent(self, event):
+        position = event.position()
         if self._drag_from is not None:
-            self.offset += event.position() - self._drag_from
-            self._drag_from = event.position()
+            self.offset += position - self._drag_from
+            self._drag_from = position
             self._fit = False
             self.update()
+        elif self._dragging_split:
+            panel_x = next(x for kind, x in self._panels() if kind == "input")
+            self.split = min(max(self.to_scene(position).x() - panel_x, 0) / self.input_image.width(), 1.0)
+            self.update()
+        elif self._stroke_panel_x is not None:
+            self.sig_stroke_moved.emit(self._map_point(position, self._stroke_panel_x)[0])
+        if self.tool == TOOL_BRUSH:
+            old, self._hover = self._hover, position
+            radius = int(self.brush_size / 2 * self.zoom) + 4
+            for centre in (old, position):
+                if centre is not None:
+                    self.update(QRect(int(centre.x()) - radius, int(centre.y()) - radius, 2 * radius, 2 * radius))
 
     def mouseReleaseEvent(self, _event):
+        if self._stroke_panel_x is not None:
+            self._stroke_panel_x = None
+            self.sig_stroke_finished.emit()
         self._drag_from = None
-        self.unsetCursor()
+        self._dragging_split = False
+        self._update_cursor()
+
+    def leaveEvent(self, _event):
+        self._hover = None
+        self.update()
+
+    def keyPressEvent(self, event):
+        if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
+            self._space_down = True
+            self._update_cursor()
+        else:
+            super().keyPressEvent(event)
+
+    def keyReleaseEvent(self, event):
+        if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
+            self._space_down = False
+            self._update_cursor()
+        else:
+            super().keyReleaseEvent(event)
 
     def mouseDoubleClickEvent(self, _event):
-        self.fit()
+        if self.tool == TOOL_PAN:
+            self.fit()
 
     def dragEnterEvent(self, event):
         if event.mimeData().hasUrls():

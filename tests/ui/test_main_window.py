@@ -1,7 +1,5 @@
 """The main window end to end with qtbot: real widgets, real worker thread, demo model."""
 
-import time
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -174,10 +172,8 @@ def test_closing_mid_job_cancels_and_exits_cleanly(qtbot, settings, demo_model_d
     win.params_panel.strength.setValue(1.0)
     with qtbot.waitSignal(win.worker_thread.worker.sig_step, timeout=30_000):
         win.generate()
-    started = time.perf_counter()
-    win.close()
-    assert time.perf_counter() - started < 2.0
-    assert not win.worker_thread.thread.isRunning()
+    win.close()  # cancels, then waits at most 2 s for the thread (no timed assertion: machines are noisy)
+    assert win.worker_thread.thread.isFinished()
 
 
 @pytest.mark.parametrize("content, words", [
