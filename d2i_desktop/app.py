@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import logging.handlers
 import sys
@@ -35,21 +36,38 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from .core.engine import Engine
+    from .core.errors import D2IError
     from .ui.main_window import MainWindow
+    from .ui.settings_dialog import load_performance
     from .ui.worker import WorkerThread
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("d2i-desktop")
     app.setOrganizationName("d2i-desktop")
     settings = QSettings(str(data_dir() / "settings.ini"), QSettings.Format.IniFormat)
-    engine = Engine(device=args.device or settings.value("engine/device") or None)
+    requested = args.device or settings.value("engine/device") or None
+    try:
+        engine = Engine(device=None if requested == "auto" else requested)
+    except D2IError as exc:  # e.g. CUDA chosen in the settings, then the GPU went away
+        device_problem, engine = exc, Engine()
+    else:
+        device_problem = None
+    # Only remembered here (nothing is loaded yet): they take effect when the model loads.
+    engine.set_performance(dataclasses.replace(load_performance(settings), device=engine.device))
     window = MainWindow(WorkerThread(engine), settings)
     window.show()
+    if device_problem is not None:
+        window.notice.show_message(device_problem.message, f"Using {engine.device} instead; change it in Edit ▸ Settings.")
+    first_run = not args.model and not args.demo and not settings.value("model/source", "")
     source = args.model or ("" if args.demo else settings.value("model/source", ""))
     if source and not (not args.model and settings.value("model/demo", False, bool)):
         window.load_model(source)
     else:
-        window.use_demo_model()
+        window.use_demo_model()  # the offline default: the app is usable at once, with no download
+    if first_run:
+        window.show_models_dialog(first_run=True)
     if args.image:
         window.open_image(args.image)
-    return app.exec()
+    exit_code = app.exec()
+    window.worker_thread.stop()  # also when the app quits without the window closing (e.g. logout)
+    return exit_code

@@ -7,6 +7,8 @@ import logging
 import sys
 from pathlib import Path
 
+from .cli_library import add_library_parser, add_lora_argument, cmd_library, parse_lora_options
+from .cli_models import add_models_parsers, cmd_download, cmd_models
 from .core.errors import D2IError
 from .core.params import DEFAULT_SCHEDULER, SCHEDULERS, GenerationParams
 
@@ -32,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--prompt", required=True)
     gen.add_argument("--negative", default="")
     gen.add_argument("--depth", type=Path, help="a depth map to use instead of estimating one")
+    gen.add_argument("--depth-bright", choices=("near", "far", "auto"), default="auto",
+                     help="what bright means in the --depth file: near (MiDaS-style inverse depth), far (a renderer's "
+                          "Z pass) or auto (guess, and say which was assumed)")
     gen.add_argument("--strength", type=float, default=0.8)
     gen.add_argument("--steps", type=int, default=30)
     gen.add_argument("--guidance", type=float, default=7.5)
@@ -40,8 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--scheduler", default=DEFAULT_SCHEDULER, help="one of: " + ", ".join(SCHEDULERS))
     gen.add_argument("--device", help="cuda, mps or cpu (default: the fastest available)")
     gen.add_argument("--out", required=True, type=Path, help="output PNG (never overwritten: a free name is chosen)")
+    gen.add_argument("--preset", choices=("fastest", "balanced", "low VRAM"), default="balanced",
+                     help="speed and memory settings, as on the app's Performance page (default: balanced)")
+    add_lora_argument(gen)
 
-    depth = commands.add_parser("depth", help="estimate a depth map and save it as a 16-bit PNG")
+    depth = commands.add_parser("depth", help="estimate a depth map and save it as a 16-bit PNG (or float32 .npy)")
     depth.add_argument("--model", required=True)
     depth.add_argument("--image", required=True, type=Path)
     depth.add_argument("--device")
@@ -49,6 +57,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("make-demo-model", help="build the tiny random-weight demo model")
     demo.add_argument("folder", type=Path)
+    add_library_parser(commands)
+    add_models_parsers(commands)
+
+    bench = commands.add_parser("bench", help="time the plain pipeline against the engine's fast and low-memory modes")
+    bench.add_argument("--quick", action="store_true", help="demo model sanity run (the default without CUDA)")
+    bench.add_argument("--device", help="cuda, mps or cpu (default: the fastest available)")
+    bench.add_argument("--sizes", type=int, nargs="+", help="square image sizes (default: 512 768, quick: 96 128)")
+    bench.add_argument("--repeats", type=int, help="timed runs per size (default: 2)")
+    bench.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's own choice)")
+    bench.add_argument("--json", type=Path, default=Path("bench.json"), help="where to write the figures as JSON")
     return parser
 
 
@@ -64,8 +82,13 @@ def _load(args):
     for note in loaded.notes:
         _progress(f"note: {note}")
     engine = Engine(device=args.device)
+    if getattr(args, "preset", None):
+        engine.set_performance(engine.performance.with_preset(args.preset))
     _progress(f"loading model {args.model} on {engine.device}…")
     info = engine.load(args.model)
+    if getattr(args, "preset", None):
+        for note in engine.performance_report.fallbacks:
+            _progress(f"note: {note}")
     if info.is_demo:
         _progress(f"note: using the {info.label}: the picture will be noise")
     return engine, loaded
@@ -78,11 +101,13 @@ def cmd_generate(args) -> int:
     params = GenerationParams(
         prompt=args.prompt, negative_prompt=args.negative, strength=args.strength, steps=args.steps,
         guidance_scale=args.guidance, seed=args.seed, num_images=args.images, scheduler=args.scheduler,
+        loras=parse_lora_options(args.lora),
     ).validated()  # before the slow model load
     engine, loaded = _load(args)
     depth = None
     if args.depth:
-        depth, notes = load_depth(args.depth, loaded.image.size)
+        bright_is_near = {"near": True, "far": False, "auto": None}[args.depth_bright]
+        depth, notes = load_depth(args.depth, loaded.image.size, bright_is_near)
         for note in notes:
             _progress(f"note: {note}")
 
@@ -98,11 +123,12 @@ def cmd_generate(args) -> int:
 
 
 def cmd_depth(args) -> int:
-    from .core.depth import save_depth_png16
+    from .core.depth import save_depth_npy, save_depth_png16
 
     engine, loaded = _load(args)
     _progress("estimating depth…")
-    saved = save_depth_png16(engine.estimate_depth(loaded.image), args.out)
+    save = save_depth_npy if args.out.suffix.lower() == ".npy" else save_depth_png16
+    saved = save(engine.estimate_depth(loaded.image), args.out)
     print(saved)
     return 0
 
@@ -115,7 +141,21 @@ def cmd_make_demo_model(args) -> int:
     return 0
 
 
-COMMANDS = {"generate": cmd_generate, "depth": cmd_depth, "make-demo-model": cmd_make_demo_model}
+def cmd_bench(args) -> int:
+    from .core.bench import BenchConfig, format_table, run_benchmark, write_json
+
+    config = BenchConfig.for_device(quick=args.quick or None, device=args.device, repeats=args.repeats,
+                                    sizes=tuple(args.sizes) if args.sizes else None)
+    if args.json.is_dir():
+        raise CliError(f"{args.json} is a folder.", "Give --json a file name, e.g. bench.json.")
+    report = run_benchmark(config, say=_progress, threads=args.threads, checkpoint=args.json)
+    print(format_table(report))
+    print(f"JSON: {write_json(report, args.json)}")
+    return 0
+
+
+COMMANDS = {"generate": cmd_generate, "depth": cmd_depth, "make-demo-model": cmd_make_demo_model, "bench": cmd_bench,
+            "library": cmd_library, "models": cmd_models, "download": cmd_download}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,7 @@ import hashlib
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -15,10 +15,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .demo import DEMO_LABEL, is_demo_model
+from .acceleration import PerformanceReport, PerformanceSettings, adapter_signature, apply_performance
+from .demo import DEMO_LABEL
 from .errors import Cancelled, D2IError, ModelError
 from .params import SCHEDULERS, GenerationParams, parameters_text
+from .paths import data_dir
 from .preview import latents_to_rgb
+from .unet_accel import UNetAccelerator
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,7 @@ class ModelInfo:
     device: str
     dtype: str
     is_demo: bool
+    notes: tuple[str, ...] = ()  # e.g. that depth maps must be supplied because the model has no depth estimator
 
     @property
     def label(self) -> str:
@@ -74,9 +78,10 @@ class GenerationResult:
     params: GenerationParams
     model: ModelInfo
     seconds: float
+    extra: dict[str, str] = field(default_factory=dict)  # more metadata fields, e.g. "Lora hashes"
 
     def parameters_text(self, index: int) -> str:
-        return parameters_text(self.params, self.seeds[index], self.images[index].size, self.model.label)
+        return parameters_text(self.params, self.seeds[index], self.images[index].size, self.model.label, self.extra)
 
 
 StepCallback = Callable[[StepInfo], None]
@@ -97,58 +102,103 @@ class Engine:
         self._base_scheduler_config = None
         self._scheduler_name: str | None = None
         self._depth_cache: tuple[str, np.ndarray] | None = None
+        self.performance = PerformanceSettings(device=device or "auto", precision=dtype or "auto")
+        self.performance_report: PerformanceReport | None = None
+        self.accelerator: UNetAccelerator | None = None
+        self._prompt_cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.prompt_cache_stats = {"hits": 0, "misses": 0}
+        self._adapters = None  # LoRAs and embeddings applied to self.pipe (core.adapters.Adapters)
 
     # -- loading -------------------------------------------------------------------------
     def load(self, source: str | Path, local_files_only: bool = True) -> ModelInfo:
-        """Load a diffusers folder or hub id; the previous model is released first."""
-        from diffusers import StableDiffusionDepth2ImgPipeline
+        """Load a diffusers folder, hub id (from the cache) or single checkpoint file; the previous model is released first."""
         from diffusers.utils import logging as diffusers_logging
+
+        from . import models
 
         diffusers_logging.disable_progress_bar()
         source = str(source)
-        local = Path(source).expanduser()
-        if local.exists() and not (local / "model_index.json").is_file():
-            raise ModelError(
-                f"{local} is not a diffusers model folder (it has no model_index.json).",
-                "Pick the folder that holds model_index.json, unet/, vae/ and the other parts.",
-            )
-        if not local.exists() and (source.startswith((".", "/", "~")) or "\\" in source or source.count("/") != 1):
-            raise ModelError(f"No model found at '{source}'.", "Check the path, or use a Hugging Face id like org/name.")
+        models.check_source(source, local_files_only)  # reject a bad source before releasing the current model
         self.unload()
-        try:
-            pipe = StableDiffusionDepth2ImgPipeline.from_pretrained(
-                str(local) if local.exists() else source, dtype=self.dtype, local_files_only=local_files_only,
-            )
-        except (OSError, ValueError, EnvironmentError) as exc:
-            log.exception("model load failed")
-            raise ModelError(
-                f"Could not load the model '{source}': {str(exc).splitlines()[0][:200]}",
-                "Check that the folder is complete, or download the model again.",
-            ) from exc
-        in_channels = pipe.unet.config.in_channels
-        if in_channels != 5:
-            raise ModelError(
-                f"'{source}' is not a depth model: its UNet takes {in_channels} input channels, a depth model takes 5.",
-                "Use stabilityai/stable-diffusion-2-depth or another SD2-depth model.",
-            )
+        loaded = models.load_pipeline(source, self.dtype, local_files_only=local_files_only)
+        pipe = loaded.pipe
         pipe.set_progress_bar_config(disable=True)
-        self.pipe = pipe.to(self.device)
+        offload = self.performance.offload != "none" and self.device.startswith("cuda")
+        self.pipe = pipe if offload else pipe.to(self.device)  # offload places each part itself
         self._base_scheduler_config = dict(pipe.scheduler.config)
         self._scheduler_name = None
-        name = local.name if local.exists() else source
-        self.info = ModelInfo(name=name, source=source, device=self.device, dtype=str(self.dtype).removeprefix("torch."),
-                              is_demo=local.exists() and is_demo_model(local))
+        self.info = ModelInfo(name=loaded.name, source=source, device=self.device, dtype=str(self.dtype).removeprefix("torch."),
+                              is_demo=loaded.is_demo, notes=loaded.notes)
         log.info("loaded %s on %s (%s)", source, self.device, self.dtype)
+        self._apply_performance(fresh=True)
         return self.info
 
     def unload(self) -> None:
+        self._drop_accelerator()
+        self.invalidate_prompt_cache()
+        self._adapters = None
         self.pipe = None
         self.info = None
         self._depth_cache = None
-        import gc
-        gc.collect()
+        # No gc.collect() here: this runs on the worker thread, and a collection there may
+        # destroy Qt objects owned by the GUI thread. Dropping the references frees the model.
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+    # -- performance -------------------------------------------------------------------
+    def set_performance(self, settings: PerformanceSettings) -> PerformanceReport | None:
+        """Use `settings` from now on; reloads the model only when device, precision or offload change."""
+        settings = settings.validated()
+        device = pick_device(None if settings.device == "auto" else settings.device)
+        dtype = pick_dtype(device, None if settings.precision == "auto" else settings.precision)
+        current_offload = self.performance_report.effective.offload if self.performance_report else "none"
+        wanted_offload = settings.offload if device.startswith("cuda") else "none"
+        reload = self.pipe is not None and ((device, dtype) != (self.device, self.dtype) or current_offload != wanted_offload)
+        self.device, self.dtype, self.performance = device, dtype, settings
+        if reload:
+            self.load(self.info.source)
+        elif self.pipe is not None:
+            self._apply_performance(fresh=False)
+        return self.performance_report
+
+    def _apply_performance(self, fresh: bool) -> None:
+        self._drop_accelerator()
+        current_offload = None if fresh or self.performance_report is None else self.performance_report.effective.offload
+        report = apply_performance(self.pipe, self.performance, self.device, current_offload)
+        effective = report.effective
+        if effective.compile != "off":
+            self.accelerator = UNetAccelerator(self.pipe.unet, effective.compile, effective.compile_mode,
+                                               cache_dir=data_dir() / "compile-cache")
+        self.performance_report = report
+
+    def _drop_accelerator(self) -> None:
+        if self.accelerator is not None:
+            self.accelerator.remove()
+            self.accelerator = None
+
+    def adapters_changed(self) -> None:
+        """Call after loading, removing or re-weighting LoRAs: drops cached embeddings and re-checks fused projections."""
+        self.invalidate_prompt_cache()
+        if self.pipe is not None:
+            self._apply_performance(fresh=False)
+
+    def invalidate_prompt_cache(self) -> None:
+        self._prompt_cache.clear()
+
+    def _prompt_embeddings(self, prompt: str, negative: str, lora_scale: float | None = None):
+        """(positive, negative) text embeddings for one image, reused while prompt and text-encoder state stay."""
+        pipe = self.pipe
+        key = (prompt, negative, lora_scale, len(pipe.tokenizer), adapter_signature(pipe.text_encoder))
+        cached = self._prompt_cache.get(key)
+        if cached is not None:
+            self.prompt_cache_stats["hits"] += 1
+            return cached
+        self.prompt_cache_stats["misses"] += 1
+        cached = pipe.encode_prompt(prompt, pipe._execution_device, 1, True, negative or None, lora_scale=lora_scale)
+        if len(self._prompt_cache) >= 8:
+            self._prompt_cache.pop(next(iter(self._prompt_cache)))
+        self._prompt_cache[key] = cached
+        return cached
 
     def _require_pipe(self):
         if self.pipe is None:
@@ -164,6 +214,9 @@ class Engine:
         if self._depth_cache and self._depth_cache[0] == key:
             return self._depth_cache[1].copy()
         estimator = pipe.depth_estimator
+        if estimator is None:
+            raise ModelError("This model has no depth estimator, so it cannot estimate depth.",
+                             "Load a depth map for the image, or add a DPT depth estimator to the model in Model > Models….")
         pixels = pipe.feature_extractor(images=image.convert("RGB"), return_tensors="pt").pixel_values
         pixels = pixels.to(device=self.device, dtype=estimator.dtype)
         # DPT-Hybrid's batch norms misbehave in plain fp16; the pipeline runs it under autocast too.
@@ -203,6 +256,7 @@ class Engine:
             raise D2IError("The depth map is constant or holds invalid values.", "Estimate the depth again or load another map.")
         _check(cancel)
         self._use_scheduler(params.scheduler)
+        extras = self._apply_extras(params)
 
         first_seed = params.resolved_seed()
         seeds = [(first_seed + i) % (2**32) for i in range(params.num_images)]
@@ -219,10 +273,13 @@ class Engine:
                                  latents_to_rgb(tensors["latents"]) if show else None))
             return {}
 
+        if self.accelerator is not None:
+            self.accelerator.begin_run((self._scheduler_name, adapter_signature(pipe.unet)))
         try:
             with torch.inference_mode():
+                prompt_embeds, negative_embeds = self._prompt_embeddings(extras.prompt, extras.negative_prompt)
                 latents = pipe(
-                    prompt=params.prompt, negative_prompt=params.negative_prompt or None, image=image,
+                    prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_embeds, image=image,
                     depth_map=depth_tensor, strength=params.strength, num_inference_steps=params.steps,
                     guidance_scale=params.guidance_scale, num_images_per_prompt=params.num_images,
                     generator=generators, output_type="latent", callback_on_step_end=step_end,
@@ -231,7 +288,25 @@ class Engine:
                 images = self._decode(latents)
         except torch.cuda.OutOfMemoryError as exc:
             raise D2IError("The GPU ran out of memory.", "Use a smaller image, fewer images per prompt, or a low-memory mode.") from exc
-        return GenerationResult(images, seeds, params, self.info, time.perf_counter() - started)
+        finally:
+            if self.accelerator is not None:
+                self.accelerator.end_run()
+        recorded = replace(params, prompt=extras.recorded_prompt, loras=())  # the LoRAs appear as <lora:…> tags
+        return GenerationResult(images, seeds, recorded, self.info, time.perf_counter() - started, extras.metadata_fields())
+
+    def _apply_extras(self, params: GenerationParams):
+        """Activate the LoRAs and embeddings `params` asks for (all or nothing); returns core.adapters.Extras."""
+        from .adapters import Adapters, resolve_extras
+        from .library import Library
+
+        if self._adapters is None:
+            self._adapters = Adapters(self.pipe, self.info.label)
+        extras = resolve_extras(params.prompt, params.negative_prompt, params.loras, Library())
+        before = self._adapters.state_key
+        self._adapters.apply(extras.loras, extras.embeddings)
+        if self._adapters.state_key != before:
+            self.adapters_changed()
+        return extras
 
     def _decode(self, latents: torch.Tensor) -> list[Image.Image]:
         vae = self.pipe.vae

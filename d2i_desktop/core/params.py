@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 import secrets
 from dataclasses import dataclass
 
@@ -30,6 +32,7 @@ MAX_SEED = 2**32 - 1
 RANDOM_SEED_LIMIT = 2**31  # random seeds stay below this so every UI spin box can show them
 MAX_STEPS = 500
 MAX_IMAGES = 16
+MAX_LORA_WEIGHT = 4.0
 
 
 def _squash(name: str) -> str:
@@ -65,6 +68,7 @@ class GenerationParams:
     seed: int = -1
     num_images: int = 1
     scheduler: str = DEFAULT_SCHEDULER
+    loras: tuple[tuple[str, float], ...] = ()  # (library name, weight) picked in the library panel
 
     def validated(self) -> "GenerationParams":
         """Return a copy with the scheduler name made canonical, or raise ParamError."""
@@ -88,7 +92,12 @@ class GenerationParams:
         if not -1 <= self.seed <= MAX_SEED:
             raise ParamError(f"Seed {self.seed} is outside -1..{MAX_SEED}.", "Use -1 for a random seed.")
         if not 1 <= self.num_images <= MAX_IMAGES:
-            raise ParamError(f"Images per prompt {self.num_images} is outside 1..{MAX_IMAGES}.")
+            raise ParamError(f"Images per prompt {self.num_images} is outside 1..{MAX_IMAGES}.",
+                             "Generate at most 16 at a time; run again for more.")
+        for name, weight in self.loras:
+            if not math.isfinite(weight) or abs(weight) > MAX_LORA_WEIGHT:
+                raise ParamError(f"The weight {weight:g} of LoRA '{name}' is outside -{MAX_LORA_WEIGHT:g}..{MAX_LORA_WEIGHT:g}.",
+                                 "Most LoRAs work best between 0.5 and 1.")
         return dataclasses.replace(self, scheduler=resolve_scheduler(self.scheduler))
 
     def resolved_seed(self) -> int:
@@ -98,6 +107,16 @@ class GenerationParams:
     @property
     def denoising_steps(self) -> int:
         return int(self.steps * self.strength)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "GenerationParams":
+        """Parameters saved by to_json; fields this version doesn't know are ignored."""
+        known = {field.name: field for field in dataclasses.fields(cls)}
+        values = {key: value for key, value in json.loads(text).items() if key in known}
+        return cls(**{key: tuple(map(tuple, value)) if isinstance(value, list) else value for key, value in values.items()})
 
 
 def parameters_text(params: GenerationParams, seed: int, size: tuple[int, int], model_name: str,

@@ -16,6 +16,7 @@ LATENT_RGB_FACTORS = torch.tensor([
 
 def latents_to_rgb(latents: torch.Tensor) -> np.ndarray:
     """First latent of a (B, 4, h, w) batch -> uint8 (h, w, 3) at the latent grid's size."""
-    latent = latents[0].detach().float().cpu()
-    rgb = torch.einsum("chw,cr->hwr", latent, LATENT_RGB_FACTORS)
-    return ((rgb + 1.0) * 127.5).clamp(0, 255).to(torch.uint8).numpy()
+    latent = latents[0].detach()
+    # Mapped on the latents' device: only the small uint8 result crosses to the CPU.
+    rgb = torch.einsum("chw,cr->hwr", latent, LATENT_RGB_FACTORS.to(latent.device, latent.dtype))
+    return ((rgb.float() + 1.0) * 127.5).clamp(0, 255).to(torch.uint8).cpu().numpy()

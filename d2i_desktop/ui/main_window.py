@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +11,8 @@ from PIL import Image
 from PySide6.QtCore import QSettings, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QIcon, QImage, QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QFileDialog, QGroupBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMainWindow,
-    QProgressBar, QPushButton, QSlider, QSplitter, QVBoxLayout, QWidget,
+    QCheckBox, QComboBox, QDockWidget, QFileDialog, QGroupBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
+    QMainWindow, QProgressBar, QPushButton, QSlider, QSplitter, QVBoxLayout, QWidget,
 )
 
 from ..core import depth as depth_maps
@@ -20,16 +21,21 @@ from ..core.engine import GenerationResult, ModelInfo, StepInfo, image_key
 from ..core.errors import D2IError
 from ..core.images import LoadedImage, load_image, prepare_image
 from ..core.outputs import save_numbered_png, save_png
+from ..core.params import GenerationParams
 from ..core.paths import default_output_dir
-from .canvas import VIEW_MODES, Canvas, to_qimage
+from .canvas import OVERLAY_MODES, VIEW_MODES, Canvas, to_qimage
+from .depth_tools import DepthEditor, DepthToolsPanel
+from .library_panel import LibraryPanel
 from .notice_bar import NoticeBar
 from .params_panel import ParamsPanel
+from .settings_dialog import SettingsDialog, load_performance, save_performance
 from .worker import WorkerThread
 
 log = logging.getLogger(__name__)
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff *.gif);;All files (*)"
 DEPTH_FILTER = "Depth maps (*.png *.tif *.tiff *.npy);;All files (*)"
+DEPTH_SAVE_FILTERS = {"16-bit PNG (*.png)": ".png", "NumPy float32 array (*.npy)": ".npy"}
 
 
 def qimage_to_pil(image: QImage) -> Image.Image:
@@ -43,6 +49,7 @@ class MainWindow(QMainWindow):
     sig_request_model = Signal(str, bool)
     sig_request_depth = Signal(str, object)
     sig_request_generate = Signal(object, object, object)
+    sig_request_performance = Signal(object)
 
     def __init__(self, worker_thread: WorkerThread, settings: QSettings):
         super().__init__()
@@ -53,10 +60,13 @@ class MainWindow(QMainWindow):
         self.image_key = ""
         self.depth: np.ndarray | None = None
         self.model: ModelInfo | None = None
+        self.models_dialog = None
         self.result: GenerationResult | None = None
         self.result_index = 0
         self.busy = False
         self._depth_wanted = False
+        self.performance_report = None
+        self._performance_requested = False
 
         self._build_widgets()
         self._build_menus()
@@ -69,6 +79,9 @@ class MainWindow(QMainWindow):
         self.canvas = Canvas()
         self.canvas.sig_files_dropped.connect(lambda paths: self.open_image(paths[0]))
         self.notice = NoticeBar()
+        self.depth_editor = DepthEditor(self)
+        self.depth_tools = DepthToolsPanel(self.depth_editor, self.canvas)
+        self.depth_tools.sig_failed.connect(self.notice.show_message)
         self.results_list = QListWidget(objectName="resultsList", viewMode=QListWidget.ViewMode.IconMode,
                                         flow=QListWidget.Flow.LeftToRight, wrapping=False, maximumHeight=96)
         self.results_list.setIconSize(QSize(72, 72))
@@ -113,6 +126,17 @@ class MainWindow(QMainWindow):
         splitter.setStretchFactor(0, 1)
         splitter.setSizes([900, 360])
         self.setCentralWidget(splitter)
+        depth_dock = QDockWidget("Depth tools", self, objectName="depthToolsDock")
+        depth_dock.setWidget(self.depth_tools)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, depth_dock)
+        self.library_panel = LibraryPanel()
+        self.library_panel.sig_insert_text.connect(self.insert_in_prompt)
+        self.library_panel.sig_message.connect(self.notice.show_message)
+        library_dock = QDockWidget("LoRAs and embeddings", self, objectName="libraryDock")
+        library_dock.setWidget(self.library_panel)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, library_dock)
+        self.tabifyDockWidget(depth_dock, library_dock)
+        depth_dock.raise_()
 
         self.model_label = QLabel(objectName="modelLabel")
         self.statusBar().addPermanentWidget(self.model_label)
@@ -124,6 +148,17 @@ class MainWindow(QMainWindow):
         self.estimate_button.clicked.connect(self.estimate_depth)
         load_depth = QPushButton("Load…", objectName="loadDepthButton", toolTip="Load a depth map from a file")
         load_depth.clicked.connect(self.load_depth_dialog)
+        self.save_depth_button = QPushButton("Save…", objectName="saveDepthButton",
+                                             toolTip="Save the edited depth map as 16-bit PNG or float .npy")
+        self.save_depth_button.clicked.connect(self.save_depth_dialog)
+        self.overlay_mode_combo = QComboBox(objectName="depthOverlayModeCombo",
+                                            toolTip="How the depth is shown with the image")
+        self.overlay_mode_combo.addItems(list(OVERLAY_MODES))
+        self.overlay_mode_combo.currentTextChanged.connect(self.canvas.set_overlay_mode)
+        self.model_view_check = QCheckBox("What the model sees", objectName="modelViewCheck",
+                                          toolTip="The depth as the model receives it: shrunk to the latent grid "
+                                                  "(1/8 of each side) and stretched to -1..1, so only its shape counts")
+        self.model_view_check.toggled.connect(self.canvas.set_model_view)
         self.overlay_check = QCheckBox("Show over image", objectName="depthOverlayCheck", checked=True)
         self.overlay_check.toggled.connect(self._overlay_changed)
         self.opacity_slider = QSlider(Qt.Orientation.Horizontal, objectName="depthOpacitySlider",
@@ -140,6 +175,7 @@ class MainWindow(QMainWindow):
         row1 = QHBoxLayout()
         row1.addWidget(self.estimate_button, 1)
         row1.addWidget(load_depth)
+        row1.addWidget(self.save_depth_button)
         row2 = QHBoxLayout()
         row2.addWidget(self.overlay_check)
         row2.addWidget(self.opacity_slider, 1)
@@ -148,9 +184,14 @@ class MainWindow(QMainWindow):
         row3.addWidget(self.colormap_combo, 1)
         row3.addWidget(QLabel("View"))
         row3.addWidget(self.view_combo, 1)
+        row4 = QHBoxLayout()
+        row4.addWidget(QLabel("Overlay"))
+        row4.addWidget(self.overlay_mode_combo, 1)
+        row4.addWidget(self.model_view_check)
         layout = QVBoxLayout(box)
         layout.addLayout(row1)
         layout.addLayout(row2)
+        layout.addLayout(row4)
         layout.addLayout(row3)
         return box
 
@@ -169,7 +210,7 @@ class MainWindow(QMainWindow):
         action(file_menu, "&Paste image", self.paste_image, QKeySequence.StandardKey.Paste, "pasteAction")
         file_menu.addSeparator()
         action(file_menu, "Load &depth map…", self.load_depth_dialog)
-        self.save_depth_action = action(file_menu, "Save depth map as 16-bit PNG…", self.save_depth_dialog)
+        self.save_depth_action = action(file_menu, "Save depth map…", self.save_depth_dialog)
         file_menu.addSeparator()
         self.save_action = action(file_menu, "&Save result", self.save_result, QKeySequence.StandardKey.Save)
         self.save_as_action = action(file_menu, "Save result &as…", self.save_result_as, QKeySequence.StandardKey.SaveAs)
@@ -177,7 +218,14 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
 
+        edit_menu = self.menuBar().addMenu("&Edit")
+        edit_menu.addAction(self.depth_tools.undo_action)
+        edit_menu.addAction(self.depth_tools.redo_action)
+        edit_menu.addSeparator()
+        action(edit_menu, "Se&ttings…", self.show_settings_dialog, "Ctrl+,", "settingsAction")
+
         model_menu = self.menuBar().addMenu("&Model")
+        action(model_menu, "&Models…", self.show_models_dialog, "Ctrl+M", "modelsAction")
         action(model_menu, "Open model &folder…", self.open_model_dialog)
         action(model_menu, "Use the &demo model", self.use_demo_model)
 
@@ -205,12 +253,20 @@ class MainWindow(QMainWindow):
         worker.sig_result.connect(self._on_result)
         worker.sig_cancelled.connect(self._on_cancelled)
         worker.sig_failed.connect(self._on_failed)
+        self.sig_request_performance.connect(worker.apply_performance)
+        worker.sig_performance.connect(self._on_performance)
 
     # -- settings --------------------------------------------------------------------
     def _restore_settings(self) -> None:
         geometry = self.settings.value("window/geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
+        last_params = self.settings.value("params/last")
+        if last_params:
+            try:
+                self.params_panel.set_params(GenerationParams.from_json(last_params))
+            except (ValueError, TypeError):
+                log.warning("ignoring unreadable saved parameters")
 
     def output_dir(self) -> Path:
         return Path(self.settings.value("output/dir", str(default_output_dir())))
@@ -220,6 +276,28 @@ class MainWindow(QMainWindow):
         if folder:
             self.settings.setValue("output/dir", folder)
             self.statusBar().showMessage(f"Results are saved in {folder}", 5000)
+
+    def show_settings_dialog(self) -> SettingsDialog:
+        dialog = SettingsDialog(load_performance(self.settings), self.performance_report, self)
+        dialog.accepted.connect(lambda: self.apply_performance(dialog.performance()))
+        dialog.finished.connect(dialog.deleteLater)
+        dialog.open()
+        return dialog
+
+    def apply_performance(self, performance) -> None:
+        """Store the settings and have the worker apply them (after any running job)."""
+        save_performance(self.settings, performance)
+        self._performance_requested = True
+        self.sig_request_performance.emit(performance)
+
+    def _on_performance(self, report) -> None:
+        self.performance_report = report
+        if self._performance_requested and report is not None:
+            self._performance_requested = False
+            self.statusBar().showMessage("Performance settings applied: " + ", ".join(report.applied), 8000)
+            if report.fallbacks:
+                self.notice.show_message("Some performance options are not used on this machine.",
+                                         " · ".join(report.fallbacks), "info")
 
     # -- model -----------------------------------------------------------------------
     def load_model(self, source: str, make_demo: bool = False) -> None:
@@ -232,6 +310,20 @@ class MainWindow(QMainWindow):
         folder = QFileDialog.getExistingDirectory(self, "Open a diffusers model folder")
         if folder:
             self.load_model(folder)
+
+    def show_models_dialog(self, first_run: bool = False):
+        """The Models dialog (the first-run dialog when `first_run`); one instance, kept for its downloads."""
+        from .models_dialog import ModelsDialog
+
+        if self.models_dialog is None:
+            self.models_dialog = ModelsDialog(self, first_run=first_run)
+            self.models_dialog.sig_use_model.connect(self.load_model)
+            self.models_dialog.sig_use_demo.connect(self.use_demo_model)
+        else:
+            self.models_dialog.refresh()
+        self.models_dialog.show()
+        self.models_dialog.raise_()
+        return self.models_dialog
 
     def use_demo_model(self) -> None:
         from ..core.paths import demo_model_dir
@@ -246,7 +338,9 @@ class MainWindow(QMainWindow):
         if info.is_demo:
             self.notice.show_message(
                 f"Using the {DEMO_LABEL}: pictures will be noise.",
-                "Add a real SD2-depth model with Model ▸ Open model folder… to make real pictures.", "warning")
+                "Add a real SD2-depth model with Model ▸ Models… to make real pictures.", "warning")
+        elif info.notes:
+            self.notice.show_message(f"Model {info.name} loaded.", " ".join(info.notes), "info")
         elif self.notice.level == "warning":
             self.notice.hide()
         if self._depth_wanted:
@@ -271,16 +365,17 @@ class MainWindow(QMainWindow):
         return True
 
     def paste_image(self) -> bool:
-        clip = QGuiApplication.clipboard().mimeData()
-        if clip.hasImage():
+        clipboard = QGuiApplication.clipboard()
+        clip = clipboard.mimeData()
+        if clip is not None and clip.hasImage():
             try:
-                loaded = prepare_image(qimage_to_pil(QImage(clip.imageData())))
+                loaded = prepare_image(qimage_to_pil(clipboard.image()))
             except D2IError as exc:
                 self.notice.show_message(exc.message, exc.hint)
                 return False
             self.set_image(loaded, "pasted image")
             return True
-        if clip.hasUrls() and clip.urls()[0].isLocalFile():
+        if clip is not None and clip.hasUrls() and clip.urls()[0].isLocalFile():
             return self.open_image(clip.urls()[0].toLocalFile())
         self.notice.show_message("The clipboard holds no picture.", "Copy an image or an image file, then paste again.")
         return False
@@ -293,6 +388,7 @@ class MainWindow(QMainWindow):
         self.results_list.clear()
         self.results_list.hide()
         self.canvas.set_input(to_qimage(loaded.image))
+        self.depth_editor.clear()
         self.view_combo.setCurrentText(self.canvas.view_mode)
         self.setWindowTitle(f"{name} — d2i-desktop")
         width, height = loaded.image.size
@@ -316,19 +412,21 @@ class MainWindow(QMainWindow):
 
     def _on_depth_ready(self, key: str, depth: np.ndarray) -> None:
         if key == self.image_key:
-            self.set_depth(depth)
+            replaces_edits = self.depth_editor.is_edited()
+            self.set_depth(depth, "Estimate depth", estimate_key=key)
+            if replaces_edits:
+                self.notice.show_message("The depth is back to this image's estimate.",
+                                         "Undo (Ctrl+Z) brings your edits back.", "info")
 
-    def set_depth(self, depth: np.ndarray) -> None:
-        self.depth = depth
+    def set_depth(self, depth: np.ndarray, text: str = "Set depth", estimate_key: str | None = None) -> None:
+        """Make `depth` the map to edit and generate with; replacing a map of the same size is undoable."""
+        self.depth = self.depth_editor.load(depth, text, estimate_key)
         self._show_depth()
         self._update_actions()
 
     def _show_depth(self) -> None:
-        if self.depth is None:
-            self.canvas.set_depth(None)
-            return
-        colours = depth_maps.colorize(depth_maps.normalize(self.depth), self.colormap_combo.currentText())
-        self.canvas.set_depth(to_qimage(colours))
+        self.canvas.set_colormap(self.colormap_combo.currentText())
+        self.canvas.set_depth_map(self.depth)
 
     def _overlay_changed(self) -> None:
         self.canvas.set_overlay(self.overlay_check.isChecked(), self.opacity_slider.value() / 100)
@@ -346,27 +444,34 @@ class MainWindow(QMainWindow):
             self.notice.show_message("Open a photo first.", "A depth map is loaded for the photo on the canvas.")
             return False
         try:
-            depth, notes = depth_maps.load_depth(path, self.loaded.image.size)
+            depth, notes = depth_maps.load_depth(path, self.loaded.image.size, self.depth_tools.bright_is_near())
         except D2IError as exc:
             self.notice.show_message(exc.message, exc.hint)
             return False
         self._depth_wanted = False
-        self.set_depth(depth)
+        self.set_depth(depth, f"Load {Path(path).name}")
         self.notice.show_message(f"Depth map loaded from {Path(path).name}.", " ".join(notes), "info")
         return True
 
     def save_depth_dialog(self) -> None:
         if self.depth is None:
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Save depth map", str(self.output_dir() / "depth.png"),
-                                              "16-bit PNG (*.png)", options=QFileDialog.Option.DontConfirmOverwrite)
+        path, chosen = QFileDialog.getSaveFileName(self, "Save depth map", str(self.output_dir() / "depth.png"),
+                                                   ";;".join(DEPTH_SAVE_FILTERS),
+                                                   options=QFileDialog.Option.DontConfirmOverwrite)
         if path:
-            try:
-                saved = depth_maps.save_depth_png16(self.depth, path)
-            except D2IError as exc:
-                self.notice.show_message(exc.message, exc.hint)
-                return
-            self.statusBar().showMessage(f"Depth map saved to {saved}", 8000)
+            self.save_depth_file(path if Path(path).suffix else path + DEPTH_SAVE_FILTERS.get(chosen, ".png"))
+
+    def save_depth_file(self, path: str | Path) -> Path | None:
+        """Save the edited map: `.npy` as float32, anything else as 16-bit PNG; never overwrites."""
+        save = depth_maps.save_depth_npy if Path(path).suffix.lower() == ".npy" else depth_maps.save_depth_png16
+        try:
+            saved = save(self.depth, path)
+        except D2IError as exc:
+            self.notice.show_message(exc.message, exc.hint)
+            return None
+        self.statusBar().showMessage(f"Depth map saved to {saved}", 8000)
+        return saved
 
     # -- generation ------------------------------------------------------------------
     def generate(self) -> None:
@@ -380,16 +485,28 @@ class MainWindow(QMainWindow):
             self.notice.show_message("No model is loaded yet.", "Wait for the model to load, or choose one in the Model menu.")
             return
         try:
-            params = self.params_panel.params().validated()
+            params = replace(self.params_panel.params(), loras=self.library_panel.selected_loras()).validated()
         except D2IError as exc:
             self.notice.show_message(exc.message, exc.hint)
             return
         if self.notice.level == "error":
             self.notice.hide()
+        self.settings.setValue("params/last", params.to_json())
         self.progress.setRange(0, params.denoising_steps)
         self.progress.setValue(0)
         self.progress.setFormat("Starting…")
-        self.sig_request_generate.emit(params, self.loaded.image, self.depth)
+        # A copy: the worker must not see strokes painted while it runs.
+        depth = None if self.depth is None else self.depth.copy()
+        self.sig_request_generate.emit(params, self.loaded.image, depth)
+
+    def insert_in_prompt(self, text: str) -> None:
+        """Insert `text` (an embedding's token, trigger words) at the prompt's cursor, spaced from its neighbours."""
+        edit = self.params_panel.prompt
+        cursor = edit.textCursor()
+        before = edit.toPlainText()[:cursor.position()]
+        cursor.insertText((" " if before and not before[-1].isspace() else "") + text + " ")
+        edit.setTextCursor(cursor)
+        edit.setFocus()
 
     def cancel(self) -> None:
         if self.busy:
@@ -399,9 +516,9 @@ class MainWindow(QMainWindow):
     def _on_step(self, info: StepInfo) -> None:
         rate = info.step / info.elapsed if info.elapsed > 0 else 0.0
         left = (info.total - info.step) / rate if rate else 0.0
+        self.progress.setFormat(f"Step {info.step}/{info.total} · {rate:.2f} it/s · {left:.0f} s left")
         self.progress.setRange(0, info.total)
         self.progress.setValue(info.step)
-        self.progress.setFormat(f"Step {info.step}/{info.total} · {rate:.2f} it/s · {left:.0f} s left")
         if info.preview is not None:
             self.canvas.set_result(to_qimage(info.preview), preview=True)
             self.view_combo.setCurrentText(self.canvas.view_mode)
@@ -423,6 +540,7 @@ class MainWindow(QMainWindow):
             return
         self.result_index = index
         self.canvas.set_result(to_qimage(self.result.images[index]))
+        self.library_panel.set_current_result(self.result.images[index])
         self.view_combo.setCurrentText(self.canvas.view_mode)
         self._update_actions()
 
@@ -495,9 +613,12 @@ class MainWindow(QMainWindow):
         self.save_action.setEnabled(has_result)
         self.save_as_action.setEnabled(has_result)
         self.save_depth_action.setEnabled(self.depth is not None)
+        self.save_depth_button.setEnabled(self.depth is not None)
 
     def closeEvent(self, event):
         self.settings.setValue("window/geometry", self.saveGeometry())
+        if self.models_dialog is not None and not self.models_dialog.shutdown():
+            log.warning("download did not stop within 3 s")
         if not self.worker_thread.stop(timeout_ms=2000):
             log.warning("worker did not stop within 2 s")
         event.accept()

@@ -17,6 +17,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from ..core.demo import make_demo_model
 from ..core.engine import Engine, GenerationResult, ModelInfo, StepInfo
+from ..core.acceleration import PerformanceSettings
 from ..core.errors import Cancelled, D2IError
 from ..core.params import GenerationParams
 
@@ -40,6 +41,8 @@ class Worker(QObject):
     """A job failed; carries a user-facing message and a hint (the traceback goes to the log)."""
     sig_idle = Signal()
     """The worker finished a job, whatever its outcome."""
+    sig_performance = Signal(object)
+    """Performance settings were applied; carries the PerformanceReport (None while no model is loaded)."""
 
     def __init__(self, engine: Engine):
         super().__init__()
@@ -52,6 +55,7 @@ class Worker(QObject):
             if make_demo:
                 make_demo_model(source)
             self.sig_model_loaded.emit(self.engine.load(source))
+            self.sig_performance.emit(self.engine.performance_report)
         self._run("Loading model…", job)
 
     @Slot(str, object)
@@ -68,6 +72,16 @@ class Worker(QObject):
                 params, image, depth, on_step=self.sig_step.emit, cancel=self.cancel_event)
             self.sig_result.emit(result)
         self._run("Generating…", job)
+
+    @Slot(object)
+    def apply_performance(self, settings: PerformanceSettings) -> None:
+        def job():
+            before = self.engine.info
+            report = self.engine.set_performance(settings)
+            if self.engine.info is not None and self.engine.info is not before:  # device, precision or offload reloaded it
+                self.sig_model_loaded.emit(self.engine.info)
+            self.sig_performance.emit(report)
+        self._run("Applying performance settings…", job)
 
     def _run(self, what: str, job) -> None:
         self.cancel_event.clear()
