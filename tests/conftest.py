@@ -44,3 +44,21 @@ def third_party_samples() -> Path:
     if not (folder / "SOURCES.md").is_file():
         pytest.skip(f"Third-party sample files not found at {folder} (set D2I_SAMPLES to their folder).")
     return folder
+
+
+@pytest.fixture
+def hub(demo_model_dir):
+    """A stand-in for the Hugging Face Hub on 127.0.0.1, serving the demo model as DEMO_REPO."""
+    from local_hub import DEMO_REPO, LocalHub
+
+    server = LocalHub(DEMO_REPO, demo_model_dir).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    """An empty Hugging Face cache folder for this test."""
+    folder = tmp_path / "hf-cache"
+    monkeypatch.setenv("HF_HUB_CACHE", str(folder))
+    return folder

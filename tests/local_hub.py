@@ -15,6 +15,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+DEMO_REPO = "example/depth-demo"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 

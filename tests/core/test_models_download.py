@@ -9,24 +9,7 @@ from d2i_desktop.core.downloads import DownloadProgress, RemoteFile, download_mo
 from d2i_desktop.core.engine import Engine
 from d2i_desktop.core.errors import Cancelled, ModelError
 from d2i_desktop.core.hf_cache import cached_snapshot, scan_cached_models
-from local_hub import COMMIT, LocalHub
-
-REPO = "example/depth-demo"
-
-
-@pytest.fixture
-def hub(demo_model_dir):
-    server = LocalHub(REPO, demo_model_dir).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def cache_dir(tmp_path, monkeypatch):
-    folder = tmp_path / "hf-cache"
-    monkeypatch.setenv("HF_HUB_CACHE", str(folder))
-    return folder
-
+from local_hub import COMMIT, DEMO_REPO as REPO
 
 def test_download_fills_the_cache_the_way_the_hub_library_does_and_loads_offline(hub, cache_dir):
     seen: list[DownloadProgress] = []

@@ -8,23 +8,7 @@ from PySide6.QtWidgets import QLabel
 from d2i_desktop.core import models
 from d2i_desktop.core.demo import DEMO_LABEL
 from d2i_desktop.ui.models_dialog import ModelsDialog
-from local_hub import LocalHub
-
-REPO = "example/depth-demo"
-
-
-@pytest.fixture
-def hub(demo_model_dir):
-    server = LocalHub(REPO, demo_model_dir).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def cache_dir(tmp_path, monkeypatch):
-    folder = tmp_path / "hf-cache"
-    monkeypatch.setenv("HF_HUB_CACHE", str(folder))
-    return folder
+from local_hub import DEMO_REPO as REPO
 
 
 @pytest.fixture
