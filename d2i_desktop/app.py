@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import logging
 import logging.handlers
+import os
 import sys
 
 from .core.paths import data_dir, log_file
@@ -69,5 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.image:
         window.open_image(args.image)
     exit_code = app.exec()
-    window.worker_thread.stop()  # also when the app quits without the window closing (e.g. logout)
+    if not window.worker_thread.stop():  # also when the app quits without the window closing (e.g. logout)
+        # A model load cannot be interrupted; everything is saved, so leave without waiting for it.
+        settings.sync()
+        logging.shutdown()
+        os._exit(exit_code)
     return exit_code
