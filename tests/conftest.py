@@ -62,3 +62,30 @@ def cache_dir(tmp_path, monkeypatch):
     folder = tmp_path / "hf-cache"
     monkeypatch.setenv("HF_HUB_CACHE", str(folder))
     return folder
+
+
+@pytest.fixture
+def make_photo(tmp_path):
+    """Writes a noise picture of the given size as a PNG file and returns its path."""
+    import numpy as np
+    from PIL import Image
+
+    def make(width: int, height: int, name: str = "photo.png", seed: int = 0) -> Path:
+        path = tmp_path / name
+        pixels = np.random.default_rng(seed).integers(0, 255, (height, width, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(path)
+        return path
+
+    return make
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any attempt to open a network connection fails the test (the internet stands outside tests)."""
+    import socket
+
+    def refuse(self, address):
+        raise AssertionError(f"network access attempted: {address}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)

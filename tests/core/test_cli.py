@@ -16,11 +16,8 @@ def d2i(*args, cwd=None):
 
 
 @pytest.fixture
-def photo_file(tmp_path):
-    path = tmp_path / "photo.png"
-    rng = np.random.default_rng(3)
-    Image.fromarray(rng.integers(0, 255, (72, 100, 3), dtype=np.uint8)).save(path)
-    return path
+def photo_file(make_photo):
+    return make_photo(100, 72, "photo.png", seed=3)
 
 
 def test_generate_writes_png_with_a1111_metadata_and_never_overwrites(demo_model_dir, photo_file, tmp_path):

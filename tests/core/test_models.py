@@ -4,7 +4,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
@@ -31,15 +30,6 @@ def write_hub_cache(cache: Path, repo_id: str, folder: Path) -> Path:
     (storage / "refs").mkdir()
     (storage / "refs" / "main").write_text(COMMIT)
     return storage / "snapshots" / COMMIT
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    """Any attempt to open a network connection fails the test."""
-    def refuse(self, address):
-        raise AssertionError(f"network access attempted: {address}")
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
 
 
 @pytest.fixture

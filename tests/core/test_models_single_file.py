@@ -16,7 +16,6 @@ from d2i_desktop.core.engine import Engine
 from d2i_desktop.core.errors import ModelError
 from d2i_desktop.core.params import GenerationParams
 from ldm_layout import pipeline_to_ldm
-from test_models import no_network  # noqa: F401  (fixture)
 
 UNET_IN = "model.diffusion_model.input_blocks.0.0.weight"
 CROSS = "model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight"

@@ -16,11 +16,8 @@ LEFT, MIDDLE, NONE = Qt.MouseButton.LeftButton, Qt.MouseButton.MiddleButton, Qt.
 
 
 @pytest.fixture
-def photo_file(tmp_path):
-    path = tmp_path / "street.png"
-    rng = np.random.default_rng(5)
-    Image.fromarray(rng.integers(0, 255, (64, 96, 3), dtype=np.uint8)).save(path)
-    return path
+def photo_file(make_photo):
+    return make_photo(96, 64, "street.png", seed=5)
 
 
 @pytest.fixture

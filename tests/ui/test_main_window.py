@@ -16,11 +16,8 @@ KEY_WIDGETS = ["promptEdit", "negativePromptEdit", "strengthSpin", "stepsSpin", 
 
 
 @pytest.fixture
-def photo_file(tmp_path):
-    path = tmp_path / "harbour.png"
-    rng = np.random.default_rng(11)
-    Image.fromarray(rng.integers(0, 255, (64, 80, 3), dtype=np.uint8)).save(path)
-    return path
+def photo_file(make_photo):
+    return make_photo(80, 64, "harbour.png", seed=11)
 
 
 def open_with_depth(qtbot, window, path):
