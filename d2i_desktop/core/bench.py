@@ -27,6 +27,7 @@ from .acceleration import PRESETS, PerformanceSettings
 from .engine import Engine, pick_device, pick_dtype
 from .errors import D2IError
 from .params import GenerationParams
+from .preview import PREVIEW_INTERVAL
 
 PROMPT = "a lighthouse on a rocky coast at dusk, oil painting"
 SEED = 1234
@@ -213,7 +214,8 @@ def bench_engine(config: BenchConfig, folder: Path, preset: str, depth_maps: dic
     def run(size: int, previews: bool = True) -> tuple[list[float], Image.Image]:
         stamps: list[float] = []
         on_step = (lambda _info: stamps.append(time.perf_counter())) if previews else None  # previews come with on_step
-        result = engine.generate(params, sample_photo(size), depth_maps[size], on_step=on_step)
+        result = engine.generate(params, sample_photo(size), depth_maps[size], on_step=on_step,
+                                 preview_interval=PREVIEW_INTERVAL)
         return stamps, result.images[0]
 
     def until_compiled() -> None:

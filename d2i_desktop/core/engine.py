@@ -242,8 +242,12 @@ class Engine:
 
     def generate(self, params: GenerationParams, image: Image.Image, depth: np.ndarray | None = None,
                  on_step: StepCallback | None = None, cancel: threading.Event | None = None,
-                 preview_every: int = 1) -> GenerationResult:
-        """Repaint `image` guided by `depth` (estimated when None). Raises Cancelled or D2IError."""
+                 preview_interval: float = 0.0) -> GenerationResult:
+        """Repaint `image` guided by `depth` (estimated when None). Raises Cancelled or D2IError.
+
+        Previews come with the first and last steps and then at most once per `preview_interval`
+        seconds, so fast GPUs don't spend step time on pictures nobody can see.
+        """
         pipe = self._require_pipe()
         params = params.validated()
         image = image.convert("RGB")
@@ -263,14 +267,17 @@ class Engine:
         generators = [torch.Generator(device="cpu" if self.device == "mps" else self.device).manual_seed(s) for s in seeds]
         depth_tensor = torch.from_numpy(np.ascontiguousarray(depth, dtype=np.float32))[None]
         started = time.perf_counter()
+        last_preview = -float("inf")
 
         def step_end(pipeline, i, _t, tensors):
+            nonlocal last_preview
             _check(cancel)
             if on_step is not None:
-                total = pipeline.num_timesteps
-                show = (i + 1) % preview_every == 0 or i + 1 == total
-                on_step(StepInfo(i + 1, total, time.perf_counter() - started,
-                                 latents_to_rgb(tensors["latents"]) if show else None))
+                total, now = pipeline.num_timesteps, time.perf_counter()
+                show = i == 0 or i + 1 == total or now - last_preview >= preview_interval
+                if show:
+                    last_preview = now
+                on_step(StepInfo(i + 1, total, now - started, latents_to_rgb(tensors["latents"]) if show else None))
             return {}
 
         if self.accelerator is not None:

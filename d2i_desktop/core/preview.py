@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+PREVIEW_INTERVAL = 1 / 30  # seconds between previews in the app: a screen shows no more, and each costs a GPU sync
+
 # Least-squares fit of SD 1.x/2.x VAE latents to RGB, as published by several SD front ends.
 LATENT_RGB_FACTORS = torch.tensor([
     [0.3512, 0.2297, 0.3227],

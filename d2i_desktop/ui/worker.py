@@ -15,11 +15,12 @@ import numpy as np
 from PIL import Image
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from ..core.acceleration import PerformanceSettings
 from ..core.demo import make_demo_model
 from ..core.engine import Engine, GenerationResult, ModelInfo, StepInfo
-from ..core.acceleration import PerformanceSettings
 from ..core.errors import Cancelled, D2IError
 from ..core.params import GenerationParams
+from ..core.preview import PREVIEW_INTERVAL
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,8 @@ class Worker(QObject):
     def generate(self, params: GenerationParams, image: Image.Image, depth: np.ndarray | None) -> None:
         def job():
             result: GenerationResult = self.engine.generate(
-                params, image, depth, on_step=self.sig_step.emit, cancel=self.cancel_event)
+                params, image, depth, on_step=self.sig_step.emit, cancel=self.cancel_event,
+                preview_interval=PREVIEW_INTERVAL)
             self.sig_result.emit(result)
         self._run("Generating…", job)
 

@@ -205,3 +205,13 @@ def test_cuda_requested_without_cuda_is_clear():
         pytest.skip("this machine has CUDA")
     with pytest.raises(ModelError, match="no CUDA GPU"):
         Engine(device="cuda")
+
+
+def test_previews_are_throttled_but_first_and_last_always_come(demo_engine, photo):
+    every: list[StepInfo] = []
+    throttled: list[StepInfo] = []
+    demo_engine.generate(fast(steps=12, strength=1.0), photo, on_step=every.append)
+    demo_engine.generate(fast(steps=12, strength=1.0), photo, on_step=throttled.append, preview_interval=3600)
+    assert all(s.preview is not None for s in every)
+    assert [s.step for s in throttled if s.preview is not None] == [1, 12]
+    assert [s.step for s in throttled] == list(range(1, 13))  # progress still reports every step
