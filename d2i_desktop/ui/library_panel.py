@@ -99,7 +99,11 @@ class LibraryPanel(QWidget):
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
+        self.empty_hint = QLabel("No LoRAs or embeddings yet. Import .safetensors files (or drop them here); "
+                                 "they are copied into the library.", objectName="libraryEmptyHint", wordWrap=True)
+        self.empty_hint.setStyleSheet("color: palette(placeholder-text); padding: 6px;")
         layout.addWidget(self.search)
+        layout.addWidget(self.empty_hint)
         layout.addWidget(self.tree, 1)
         layout.addLayout(buttons)
         layout.addWidget(self._details_box())
@@ -164,6 +168,7 @@ class LibraryPanel(QWidget):
             if current is not None and key == f"{current.kind}:{current.name}":
                 self.tree.setCurrentItem(row)
         self.tree.blockSignals(False)
+        self.empty_hint.setVisible(not self.items)
         self._filter(self.search.text())
         self._show_details(self.tree.currentItem())
 

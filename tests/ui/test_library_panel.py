@@ -220,3 +220,14 @@ def test_double_clicked_embedding_lands_in_the_prompt(qtbot, window, library):
     window.library_panel.sig_insert_text.emit("moody")
 
     assert window.params_panel.prompt.toPlainText() == "a harbour, moody "
+
+
+def test_an_empty_library_says_how_to_fill_it(qtbot, isolated_data_dir):
+    empty = LibraryPanel(Library())
+    qtbot.addWidget(empty)
+    empty.show()
+    assert empty.empty_hint.isVisible() and "Import" in empty.empty_hint.text()
+
+
+def test_the_hint_goes_once_the_library_has_files(panel):
+    assert not panel.empty_hint.isVisible()
