@@ -143,3 +143,39 @@ def _quote(value: str) -> str:
     if any(ch in value for ch in ',:"\n'):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
     return value
+
+
+def params_from_fields(fields: dict[str, str], base: GenerationParams) -> tuple[GenerationParams, list[str]]:
+    """`base` with the settings another picture carries (parse_parameters output, AUTOMATIC1111 style).
+
+    Returns the parameters and notes on what could not be taken over. Raises ParamError when the
+    fields hold no AUTOMATIC1111 settings at all.
+    """
+    if not {"Steps", "Sampler", "Seed"} & fields.keys():
+        raise ParamError("This picture's settings are not in the AUTOMATIC1111 format.",
+                         "Pictures saved by this app or AUTOMATIC1111 (and tools that write its format) work.")
+    notes: list[str] = []
+    values: dict = {"prompt": fields.get("prompt", base.prompt), "negative_prompt": fields.get("negative_prompt", "")}
+    for key, name, kind in (("Steps", "steps", int), ("CFG scale", "guidance_scale", float), ("Seed", "seed", int),
+                            ("Denoising strength", "strength", float)):
+        if key in fields:
+            try:
+                values[name] = kind(fields[key])
+            except ValueError:
+                notes.append(f"{key} '{fields[key]}' is not a number; kept {getattr(base, name)}.")
+    sampler = fields.get("Sampler", "")
+    if fields.get("Schedule type", "").lower() == "karras" and "karras" not in sampler.lower():
+        sampler = f"{sampler} Karras"  # newer AUTOMATIC1111 writes the schedule separately
+    if sampler:
+        try:
+            values["scheduler"] = resolve_scheduler(sampler)
+        except ParamError:
+            notes.append(f"Sampler '{sampler}' is not available here; kept {base.scheduler}.")
+    if fields.get("Model"):
+        notes.append(f"It was made with the model '{fields['Model']}'.")
+    params = dataclasses.replace(base, **values)
+    try:
+        return params.validated(), notes
+    except ParamError as exc:
+        notes.append(f"{exc.message} Kept the current value.")
+        return dataclasses.replace(params, **{k: getattr(base, k) for k in ("steps", "strength", "guidance_scale", "seed")}), notes

@@ -20,8 +20,8 @@ from ..core.demo import DEMO_LABEL
 from ..core.engine import GenerationResult, ModelInfo, StepInfo, image_key
 from ..core.errors import D2IError
 from ..core.images import LoadedImage, load_image, prepare_image
-from ..core.outputs import save_numbered_png, save_png
-from ..core.params import GenerationParams
+from ..core.outputs import parse_parameters, read_parameters, save_numbered_png, save_png
+from ..core.params import GenerationParams, params_from_fields
 from ..core.paths import default_output_dir
 from .canvas import OVERLAY_MODES, VIEW_MODES, Canvas, to_qimage
 from .depth_tools import DepthEditor, DepthToolsPanel
@@ -209,6 +209,7 @@ class MainWindow(QMainWindow):
         action(file_menu, "&Open image…", self.open_image_dialog, QKeySequence.StandardKey.Open, "openAction")
         action(file_menu, "&Paste image", self.paste_image, QKeySequence.StandardKey.Paste, "pasteAction")
         file_menu.addSeparator()
+        action(file_menu, "Use settings from a picture…", self.use_settings_dialog, name="useSettingsAction")
         action(file_menu, "Load &depth map…", self.load_depth_dialog)
         self.save_depth_action = action(file_menu, "Save depth map…", self.save_depth_dialog)
         file_menu.addSeparator()
@@ -399,6 +400,28 @@ class MainWindow(QMainWindow):
             self.notice.hide()
         self.estimate_depth()
         self._update_actions()
+
+    def use_settings_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Use the settings of a picture", str(self.output_dir()), IMAGE_FILTER)
+        if path:
+            self.use_settings_from(path)
+
+    def use_settings_from(self, path: str | Path) -> bool:
+        """Fill the parameters from the generation settings a picture carries (this app's or AUTOMATIC1111's)."""
+        try:
+            text = read_parameters(path)
+            if text is None:
+                raise D2IError(f"{Path(path).name} carries no generation settings.",
+                               "Pick a picture saved by this app or another Stable Diffusion tool.")
+            params, notes = params_from_fields(parse_parameters(text), self.params_panel.params())
+        except D2IError as exc:
+            self.notice.show_message(exc.message, exc.hint)
+            return False
+        self.params_panel.set_params(params)
+        if params.seed != self.params_panel.seed.value():
+            notes.append(f"Seed {params.seed} is larger than the seed box holds; it is set to random.")
+        self.notice.show_message(f"Settings taken from {Path(path).name}.", " ".join(notes), "info")
+        return True
 
     # -- depth -----------------------------------------------------------------------
     def estimate_depth(self) -> None:

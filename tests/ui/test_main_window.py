@@ -283,3 +283,30 @@ def test_last_parameters_come_back_in_a_new_window(qtbot, window, photo_file, se
         assert (restored.prompt, restored.seed, restored.steps, restored.scheduler) == ("misty pines", 321, 4, "UniPC")
     finally:
         reopened.close()
+
+
+def test_use_settings_from_an_automatic1111_picture(window, third_party_samples):
+    assert window.use_settings_from(third_party_samples / "sdparsers_automatic1111_cropped.png")
+    params = window.params_panel.params()
+    assert (params.prompt, params.negative_prompt, params.steps, params.seed, params.scheduler) == (
+        "photo of a duck", "monochrome", 15, 235284042, "UniPC")
+    assert window.notice.level == "info" and "realistic_realisticVisionV20_v20" in window.notice.message()
+
+
+def test_use_settings_from_our_own_output(qtbot, window, photo_file, tmp_path):
+    open_with_depth(qtbot, window, photo_file)
+    set_fast_params(window, prompt="tide pools", seed=4242)
+    window.params_panel.scheduler.setCurrentText("Heun")
+    generate_and_wait(qtbot, window)
+    saved = window.save_result()
+    set_fast_params(window, prompt="something else", seed=1)
+    assert window.use_settings_from(saved)
+    params = window.params_panel.params()
+    assert (params.prompt, params.seed, params.scheduler, params.steps) == ("tide pools", 4242, "Heun", 4)
+
+
+def test_use_settings_from_a_picture_without_them(window, photo_file):
+    before = window.params_panel.params()
+    assert window.use_settings_from(photo_file) is False
+    assert "carries no generation settings" in window.notice.message()
+    assert window.params_panel.params() == before
