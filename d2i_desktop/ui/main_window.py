@@ -521,6 +521,7 @@ class MainWindow(QMainWindow):
         # A copy: the worker must not see strokes painted while it runs.
         depth = None if self.depth is None else self.depth.copy()
         self.sig_request_generate.emit(params, self.loaded.image, depth)
+        self._on_busy("Generating…")  # at once, not when the worker says so: a second click must not queue a second run
 
     def insert_in_prompt(self, text: str) -> None:
         """Insert `text` (an embedding's token, trigger words) at the prompt's cursor, spaced from its neighbours."""

@@ -310,3 +310,16 @@ def test_use_settings_from_a_picture_without_them(window, photo_file):
     assert window.use_settings_from(photo_file) is False
     assert "carries no generation settings" in window.notice.message()
     assert window.params_panel.params() == before
+
+
+def test_a_second_generate_click_does_not_queue_a_second_run(qtbot, window, photo_file):
+    open_with_depth(qtbot, window, photo_file)
+    set_fast_params(window)
+    runs = []
+    window.worker_thread.worker.sig_result.connect(runs.append)
+    window.generate()
+    window.generate()  # before the worker has even started
+    assert not window.generate_button.isEnabled()
+    qtbot.waitUntil(lambda: window.result is not None and not window.busy, timeout=60_000)
+    qtbot.wait(1000)  # a queued second run would have finished by now
+    assert len(runs) == 1
