@@ -18,6 +18,9 @@ def add_library_parser(commands) -> None:
     remove.add_argument("name")
     folder = actions.add_parser("add-folder", help="scan a folder of LoRAs in place, without copying")
     folder.add_argument("folder", type=Path)
+    unfolder = actions.add_parser("remove-folder", help="stop scanning an extra folder (its files stay)")
+    unfolder.add_argument("folder", type=Path)
+    actions.add_parser("folders", help="the library folder and the extra folders scanned in place")
 
 
 def add_lora_argument(parser: argparse.ArgumentParser) -> None:
@@ -65,7 +68,9 @@ def cmd_library(args) -> int:
             raise ParamError(f"There is nothing named '{args.name}' in the library.", "See 'd2i library list'.")
         library.remove(matches[0])
         print(f"moved {matches[0].path} to the trash")
-    elif args.action == "add-folder":
-        library.add_folder(args.folder)
+    elif args.action in ("add-folder", "remove-folder"):
+        (library.add_folder if args.action == "add-folder" else library.remove_folder)(args.folder)
         print(f"{len(library.items())} files in the library's folders")
+    elif args.action == "folders":
+        print("\n".join(str(folder) for folder in library.folders()))
     return 0

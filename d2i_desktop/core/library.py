@@ -115,8 +115,14 @@ class Library:
             self._save_settings(settings)
 
     def remove_folder(self, folder: str | Path) -> None:
+        """Stop scanning an extra folder (its files stay where they are)."""
+        folder = Path(folder).expanduser().resolve()
         settings = self._settings()
-        settings["folders"] = [f for f in settings.get("folders", []) if Path(f) != Path(folder)]
+        folders = settings.get("folders", [])
+        if str(folder) not in folders:
+            raise LibraryFileError(f"{folder} is not one of the library's extra folders.",
+                                   "See the folders with 'd2i library folders'.")
+        settings["folders"] = [f for f in folders if f != str(folder)]
         self._save_settings(settings)
 
     def edit(self, name: str, *, trigger_words: list[str] | None = None, default_weight: float | None = None,

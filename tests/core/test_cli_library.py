@@ -67,3 +67,19 @@ def test_generate_with_lora_option(pipe, demo_model_dir, tmp_path, capsys, isola
     assert fields["prompt"] == "a wall <lora:ink:0.6>"
     assert fields["Lora hashes"].startswith("ink: ")
     assert "error: --lora ink:lots: 'lots' is not a weight." in capsys.readouterr().err
+
+
+def test_extra_folders_are_added_listed_and_removed(pipe, tmp_path, capsys, isolated_data_dir):
+    extra = tmp_path / "my-loras"
+    write_lora(extra / "outside.safetensors", lora_state(pipe, "peft"))
+
+    assert main(["library", "add-folder", str(extra)]) == 0
+    assert capsys.readouterr().out == "1 files in the library's folders\n"
+    assert main(["library", "folders"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert main(["library", "remove-folder", str(extra / ".." / "my-loras")]) == 0
+    assert main(["library", "remove-folder", str(extra)]) == 2
+
+    assert listed == [str(Library().root), str(extra.resolve())]
+    assert "is not one of the library's extra folders" in capsys.readouterr().err
+    assert Library().items() == [] and (extra / "outside.safetensors").is_file()
