@@ -134,3 +134,31 @@ def make_demo_model(folder: str | Path) -> Path:
 
 def is_demo_model(folder: str | Path) -> bool:
     return (Path(folder) / DEMO_MARKER).is_file()
+
+
+def write_demo_lora(pipe, path: Path, rank: int = 2, seed: int = 0) -> Path:
+    """A small random LoRA for `pipe` in the diffusers/peft layout (UNet attention and text-encoder projections)."""
+    import torch
+    from safetensors.torch import save_file
+
+    generator = torch.Generator().manual_seed(seed)
+    state = {}
+    for prefix, model, targets in (("unet.", pipe.unet, ("attn1.to_q", "attn2.to_v")),
+                                   ("text_encoder.text_model.", pipe.text_encoder, ("self_attn.q_proj",))):
+        for name, module in model.named_modules():
+            name = name.removeprefix("text_model.")  # diffusers' LoRA layout names text-encoder layers under it
+            if isinstance(module, torch.nn.Linear) and name.endswith(targets):
+                state[f"{prefix}{name}.lora_A.weight"] = torch.randn(rank, module.in_features, generator=generator) * 0.1
+                state[f"{prefix}{name}.lora_B.weight"] = torch.randn(module.out_features, rank, generator=generator) * 0.1
+    save_file(state, str(path))
+    return path
+
+
+def write_demo_embedding(pipe, path: Path, vectors: int = 2, seed: int = 0) -> Path:
+    """A random textual inversion for `pipe` in the diffusers layout ({token: vectors})."""
+    import torch
+    from safetensors.torch import save_file
+
+    width = pipe.text_encoder.config.hidden_size
+    save_file({f"<{path.stem}>": torch.randn(vectors, width, generator=torch.Generator().manual_seed(seed))}, str(path))
+    return path

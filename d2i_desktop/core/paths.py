@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import platformdirs
 
 APP_NAME = "d2i-desktop"
+
+
+def is_frozen() -> bool:
+    """True in the installed app (a PyInstaller bundle), False when run from Python."""
+    return bool(getattr(sys, "frozen", False))
+
+
+def app_resources_dir() -> Path | None:
+    """The folder holding the app icon, desktop entry and metainfo (the top-level resources/ of the source)."""
+    candidates = [
+        Path(getattr(sys, "_MEIPASS", "")) / "resources" if is_frozen() else None,  # the bundle
+        Path(__file__).resolve().parents[2] / "resources",  # a source checkout or an editable install
+        Path(sys.prefix) / "share" / APP_NAME,  # a wheel install (data files)
+    ]
+    return next((folder for folder in candidates if folder and (folder / "icons" / f"{APP_NAME}.svg").is_file()), None)
 
 
 def data_dir() -> Path:
