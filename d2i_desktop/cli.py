@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--images", type=int, default=1, help="images per prompt")
     gen.add_argument("--scheduler", default=DEFAULT_SCHEDULER, help="one of: " + ", ".join(SCHEDULERS))
     gen.add_argument("--device", help="cuda, mps or cpu (default: the fastest available)")
+    gen.add_argument("--precision", choices=("fp16", "bf16", "fp32"), help="default: fp16 on CUDA, fp32 elsewhere")
     gen.add_argument("--out", required=True, type=Path, help="output PNG (never overwritten: a free name is chosen)")
     gen.add_argument("--preset", choices=("fastest", "balanced", "low VRAM"), default="balanced",
                      help="speed and memory settings, as on the app's Performance page (default: balanced)")
@@ -81,7 +82,7 @@ def _load(args):
     loaded = load_image(args.image)
     for note in loaded.notes:
         _progress(f"note: {note}")
-    engine = Engine(device=args.device)
+    engine = Engine(device=args.device, dtype=getattr(args, "precision", None))
     if getattr(args, "preset", None):
         engine.set_performance(engine.performance.with_preset(args.preset))
     _progress(f"loading model {args.model} on {engine.device}…")
@@ -115,6 +116,8 @@ def cmd_generate(args) -> int:
         _progress(f"step {info.step}/{info.total} ({info.step / max(info.elapsed, 1e-9):.2f} it/s)")
 
     result = engine.generate(params, loaded.image, depth, on_step=on_step)
+    for note in result.notes:
+        _progress(f"note: {note}")
     for index, image in enumerate(result.images):
         target = args.out if index == 0 else args.out.with_name(f"{args.out.stem}-{index}{args.out.suffix}")
         saved = save_unique_png(image, target.with_suffix(".png"), result.parameters_text(index))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import D2IError
+from .errors import D2IError, Fix
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,11 @@ class PerformanceSettings:
         if name not in PRESETS:
             raise SettingsError(f"Unknown preset '{name}'.", "Choose one of: " + ", ".join(PRESETS) + ".")
         return dataclasses.replace(PRESETS[name], device=self.device, precision=self.precision)
+
+    def with_fix(self, fix: Fix) -> PerformanceSettings:
+        """These settings with `fix` applied: its preset first, then its changes."""
+        base = self.with_preset(fix.preset) if fix.preset else self
+        return dataclasses.replace(base, **fix.changes).validated()
 
     @property
     def preset(self) -> str:

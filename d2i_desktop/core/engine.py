@@ -17,7 +17,8 @@ from PIL import Image
 
 from .acceleration import PerformanceReport, PerformanceSettings, adapter_signature, apply_performance
 from .demo import DEMO_LABEL
-from .errors import Cancelled, D2IError, ModelError
+from .errors import Cancelled, D2IError, Fix, ModelError
+from .guards import InvalidValues, all_finite, free_memory, out_of_memory_guard
 from .params import SCHEDULERS, GenerationParams, parameters_text
 from .paths import data_dir
 from .preview import latents_to_rgb
@@ -79,6 +80,7 @@ class GenerationResult:
     model: ModelInfo
     seconds: float
     extra: dict[str, str] = field(default_factory=dict)  # more metadata fields, e.g. "Lora hashes"
+    notes: tuple[str, ...] = ()  # what the engine did to get a valid picture, e.g. a decode retried in fp32
 
     def parameters_text(self, index: int) -> str:
         return parameters_text(self.params, self.seeds[index], self.images[index].size, self.model.label, self.extra)
@@ -120,11 +122,13 @@ class Engine:
         source = str(source)
         models.check_source(source, local_files_only)  # reject a bad source before releasing the current model
         self.unload()
-        loaded = models.load_pipeline(source, self.dtype, local_files_only=local_files_only)
-        pipe = loaded.pipe
-        pipe.set_progress_bar_config(disable=True)
-        offload = self.performance.offload != "none" and self.device.startswith("cuda")
-        self.pipe = pipe if offload else pipe.to(self.device)  # offload places each part itself
+        with out_of_memory_guard("loading the model"):
+            loaded = models.load_pipeline(source, self.dtype, local_files_only=local_files_only)
+            pipe = loaded.pipe
+            pipe.set_progress_bar_config(disable=True)
+            offload = self.performance.offload != "none" and self.device.startswith("cuda")
+            pipe = pipe if offload else pipe.to(self.device)  # offload places each part itself
+        self.pipe = pipe
         self._base_scheduler_config = dict(pipe.scheduler.config)
         self._scheduler_name = None
         self.info = ModelInfo(name=loaded.name, source=source, device=self.device, dtype=str(self.dtype).removeprefix("torch."),
@@ -142,8 +146,7 @@ class Engine:
         self._depth_cache = None
         # No gc.collect() here: this runs on the worker thread, and a collection there may
         # destroy Qt objects owned by the GUI thread. Dropping the references frees the model.
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        free_memory()
 
     # -- performance -------------------------------------------------------------------
     def set_performance(self, settings: PerformanceSettings) -> PerformanceReport | None:
@@ -221,11 +224,15 @@ class Engine:
         pixels = pixels.to(device=self.device, dtype=estimator.dtype)
         # DPT-Hybrid's batch norms misbehave in plain fp16; the pipeline runs it under autocast too.
         autocast = torch.autocast(self.device, dtype=self.dtype) if self.device.startswith("cuda") else contextlib.nullcontext()
-        with torch.inference_mode(), autocast:
+        with out_of_memory_guard("estimating depth"), torch.inference_mode(), autocast:
             predicted = estimator(pixels).predicted_depth
-        depth = torch.nn.functional.interpolate(
-            predicted.unsqueeze(1).float(), size=(image.height, image.width), mode="bicubic", align_corners=False,
-        )[0, 0].cpu().numpy().astype(np.float32)
+            depth = torch.nn.functional.interpolate(
+                predicted.unsqueeze(1).float(), size=(image.height, image.width), mode="bicubic", align_corners=False,
+            )[0, 0].cpu().numpy().astype(np.float32)
+        if not np.isfinite(depth).all():
+            raise InvalidValues("The depth estimator produced invalid values (NaN or infinity).",
+                                "Load a depth map for this image, or use fp32 precision (Edit > Settings > Performance).",
+                                fix=self._precision_fix())
         self._depth_cache = (key, depth)
         return depth.copy()
 
@@ -282,24 +289,55 @@ class Engine:
 
         if self.accelerator is not None:
             self.accelerator.begin_run((self._scheduler_name, adapter_signature(pipe.unet)))
+        notes: list[str] = []
         try:
             with torch.inference_mode():
-                prompt_embeds, negative_embeds = self._prompt_embeddings(extras.prompt, extras.negative_prompt)
-                latents = pipe(
-                    prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_embeds, image=image,
-                    depth_map=depth_tensor, strength=params.strength, num_inference_steps=params.steps,
-                    guidance_scale=params.guidance_scale, num_images_per_prompt=params.num_images,
-                    generator=generators, output_type="latent", callback_on_step_end=step_end,
-                ).images
+                with out_of_memory_guard("generating"):
+                    prompt_embeds, negative_embeds = self._prompt_embeddings(extras.prompt, extras.negative_prompt)
+                    latents = pipe(
+                        prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_embeds, image=image,
+                        depth_map=depth_tensor, strength=params.strength, num_inference_steps=params.steps,
+                        guidance_scale=params.guidance_scale, num_images_per_prompt=params.num_images,
+                        generator=generators, output_type="latent", callback_on_step_end=step_end,
+                    ).images
+                if not all_finite(latents):  # once per run, after the last step: no sync inside the loop
+                    raise self._invalid_denoising()
                 _check(cancel)
-                images = self._decode(latents)
-        except torch.cuda.OutOfMemoryError as exc:
-            raise D2IError("The GPU ran out of memory.", "Use a smaller image, fewer images per prompt, or a low-memory mode.") from exc
+                images = self._decode(latents, notes)
+        except InvalidValues:
+            log.warning("invalid values with %s on %s (%s), settings %s", self.info.source, self.device, self.dtype,
+                        self.performance_report.summary().replace("\n", "; ") if self.performance_report else "none")
+            raise
         finally:
             if self.accelerator is not None:
                 self.accelerator.end_run()
         recorded = replace(params, prompt=extras.recorded_prompt, loras=())  # the LoRAs appear as <lora:…> tags
-        return GenerationResult(images, seeds, recorded, self.info, time.perf_counter() - started, extras.metadata_fields())
+        return GenerationResult(images, seeds, recorded, self.info, time.perf_counter() - started, extras.metadata_fields(),
+                                tuple(notes))
+
+    def _precision_fix(self) -> Fix | None:
+        """The precision to try when this one gives invalid values: bf16 keeps fp16's speed where the GPU has it."""
+        if self.dtype == torch.float16 and self.device.startswith("cuda") and torch.cuda.is_bf16_supported():
+            return Fix("Use bf16 precision", changes={"precision": "bf16"})
+        if self.dtype != torch.float32:
+            return Fix("Use fp32 precision", changes={"precision": "fp32"})
+        return None
+
+    def _invalid_denoising(self) -> InvalidValues:
+        message = "The model produced invalid values (NaN or infinity) while generating, so there is no picture."
+        fix = self._precision_fix()
+        if fix is not None:
+            name = fix.changes["precision"]
+            return InvalidValues(message, f"{self.info.dtype} precision often causes this with SD2 models: use {name} "
+                                          f"(Edit > Settings > Performance, or --precision {name}). If it persists, "
+                                          "the model file may be damaged: download it again.", fix=fix)
+        effective = self.performance_report.effective if self.performance_report else None
+        if effective and (effective.compile != "off" or effective.fuse_qkv or effective.channels_last):
+            return InvalidValues(message, "Try the speed options off (Edit > Settings > Performance, or --preset \"low VRAM\"). "
+                                          "If it persists, the model file may be damaged: download it again.",
+                                 fix=Fix("Turn the speed options off", changes={"compile": "off", "fuse_qkv": False,
+                                                                                "channels_last": False}))
+        return InvalidValues(message, "The model file may be damaged or not a depth model: download it again or choose another.")
 
     def _apply_extras(self, params: GenerationParams):
         """Activate the LoRAs and embeddings `params` asks for (all or nothing); returns core.adapters.Extras."""
@@ -315,9 +353,24 @@ class Engine:
             self.adapters_changed()
         return extras
 
-    def _decode(self, latents: torch.Tensor) -> list[Image.Image]:
+    def _decode(self, latents: torch.Tensor, notes: list[str] | None = None) -> list[Image.Image]:
+        """Latents to pictures. Half-precision VAEs overflow on some latents: such a decode is retried once in fp32."""
         vae = self.pipe.vae
-        decoded = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
+        with out_of_memory_guard("decoding the picture"):
+            decoded = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
+            if not all_finite(decoded) and vae.dtype != torch.float32:
+                dtype = vae.dtype
+                vae.to(torch.float32)
+                try:
+                    decoded = vae.decode(latents.float() / vae.config.scaling_factor, return_dict=False)[0]
+                finally:
+                    vae.to(dtype)
+                if notes is not None:
+                    notes.append(f"The VAE gave invalid values in {str(dtype).removeprefix('torch.')}; "
+                                 "the picture was decoded again in fp32.")
+        if not all_finite(decoded):
+            raise InvalidValues("The VAE produced invalid values (NaN or infinity) while decoding, so there is no picture.",
+                                "The model file may be damaged: download it again or choose another.")
         return self.pipe.image_processor.postprocess(decoded, output_type="pil")
 
 
