@@ -254,6 +254,7 @@ class MainWindow(QMainWindow):
         worker.sig_result.connect(self._on_result)
         worker.sig_cancelled.connect(self._on_cancelled)
         worker.sig_failed.connect(self._on_failed)
+        worker.sig_fix_offered.connect(self._offer_fix)
         self.sig_request_performance.connect(worker.apply_performance)
         worker.sig_performance.connect(self._on_performance)
 
@@ -557,6 +558,8 @@ class MainWindow(QMainWindow):
         self.results_list.setVisible(len(result.images) > 1)
         self.show_result(0)
         self.progress.setFormat(f"Done in {result.seconds:.1f} s · seed {result.seeds[0]}")
+        if result.notes:
+            self.notice.show_message(" ".join(result.notes), level="info")
         self.statusBar().showMessage(f"Generated {len(result.images)} image(s) in {result.seconds:.1f} s", 8000)
 
     def show_result(self, index: int) -> None:
@@ -581,6 +584,9 @@ class MainWindow(QMainWindow):
         if self.model is None and self.model_label.text() == "Loading model…":
             self.model_label.setText("No model")
         self.notice.show_message(message, hint)
+
+    def _offer_fix(self, fix) -> None:
+        self.notice.set_action(fix.label, lambda: self.apply_performance(load_performance(self.settings).with_fix(fix)))
 
     def _on_busy(self, what: str) -> None:
         self.busy = True

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QToolButton
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QToolButton
 
 STYLES = {
     "error": "background:#5c1f1f; color:#ffd9d6; border:1px solid #a33;",
@@ -18,11 +18,15 @@ class NoticeBar(QFrame):
         self.level = "info"
         self.text = QLabel(objectName="noticeText", wordWrap=True)
         self.text.setTextInteractionFlags(self.text.textInteractionFlags() | self.text.textInteractionFlags().TextSelectableByMouse)
+        self.action = QPushButton(objectName="noticeAction")
+        self.action.clicked.connect(self._act)
+        self._callback = None
         close = QToolButton(text="✕", toolTip="Dismiss", autoRaise=True)
         close.clicked.connect(self.hide)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(10, 6, 6, 6)
         layout.addWidget(self.text, 1)
+        layout.addWidget(self.action)
         layout.addWidget(close)
         self.hide()
 
@@ -30,7 +34,18 @@ class NoticeBar(QFrame):
         self.level = level
         self.setStyleSheet(f"#noticeBar {{{STYLES[level]} border-radius:4px;}} QLabel {{border:none;}}")
         self.text.setText(f"<b>{_escape(message)}</b>" + (f"<br>{_escape(hint)}" if hint else ""))
+        self.action.hide()
         self.show()
+
+    def set_action(self, label: str, callback) -> None:
+        """Offer the shown message's cure as one button; pressing it dismisses the bar and calls `callback`."""
+        self._callback = callback
+        self.action.setText(label)
+        self.action.show()
+
+    def _act(self) -> None:
+        self.hide()
+        self._callback()
 
     def message(self) -> str:
         return self.text.text() if self.isVisible() else ""

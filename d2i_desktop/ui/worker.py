@@ -40,6 +40,8 @@ class Worker(QObject):
     """The running job stopped because the user cancelled it."""
     sig_failed = Signal(str, str)
     """A job failed; carries a user-facing message and a hint (the traceback goes to the log)."""
+    sig_fix_offered = Signal(object)
+    """Follows sig_failed when the error has a one-click cure; carries the core.errors.Fix."""
     sig_idle = Signal()
     """The worker finished a job, whatever its outcome."""
     sig_performance = Signal(object)
@@ -95,6 +97,8 @@ class Worker(QObject):
         except D2IError as exc:
             log.warning("%s failed: %s", what, exc)
             self.sig_failed.emit(exc.message, exc.hint)
+            if exc.fix is not None:
+                self.sig_fix_offered.emit(exc.fix)
         except Exception as exc:  # noqa: BLE001 - anything else is a bug; report it without a traceback dialog
             log.exception("%s failed", what)
             self.sig_failed.emit(f"{what.rstrip('…')} failed: {type(exc).__name__}: {str(exc)[:300]}",
