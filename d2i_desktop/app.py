@@ -33,19 +33,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     setup_logging()
-    from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
+    from .core.app_data import take_notices
     from .core.engine import Engine
     from .core.errors import D2IError
+    from .core.models import ModelRegistry
     from .ui.main_window import MainWindow
     from .ui.settings_dialog import load_performance
+    from .ui.settings_file import open_settings
     from .ui.worker import WorkerThread
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("d2i-desktop")
     app.setOrganizationName("d2i-desktop")
-    settings = QSettings(str(data_dir() / "settings.ini"), QSettings.Format.IniFormat)
+    settings = open_settings(data_dir() / "settings.ini")
     requested = args.device or settings.value("engine/device") or None
     try:
         engine = Engine(device=None if requested == "auto" else requested)
@@ -57,6 +59,13 @@ def main(argv: list[str] | None = None) -> int:
     engine.set_performance(dataclasses.replace(load_performance(settings), device=engine.device))
     window = MainWindow(WorkerThread(engine), settings)
     window.show()
+    ModelRegistry().entries()  # a damaged model list is kept aside now, not at the first model switch
+
+    def show_app_data_notices() -> None:  # after each job, so the model's own notice does not hide them
+        if notices := take_notices():
+            window.notice.show_message(" ".join(notices), "Nothing was deleted.", level="warning")
+
+    window.worker_thread.worker.sig_idle.connect(show_app_data_notices)
     if device_problem is not None:
         window.notice.show_message(device_problem.message, f"Using {engine.device} instead; change it in Edit ▸ Settings.")
     first_run = not args.model and not args.demo and not settings.value("model/source", "")

@@ -9,10 +9,15 @@ from pathlib import Path
 
 from .cli_library import add_library_parser, add_lora_argument, cmd_library, parse_lora_options
 from .cli_models import add_models_parsers, cmd_download, cmd_models
+from .core.app_data import take_notices
 from .core.errors import D2IError
+from .core.models import NotDownloaded
 from .core.params import DEFAULT_SCHEDULER, SCHEDULERS, GenerationParams
+from .logs import log_to_file
 
 EXIT_USAGE = 2
+EXIT_INTERNAL = 1
+log = logging.getLogger(__name__)
 
 
 class CliError(D2IError):
@@ -162,18 +167,29 @@ COMMANDS = {"generate": cmd_generate, "depth": cmd_depth, "make-demo-model": cmd
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.ERROR, format="%(message)s")
-    for noisy in ("diffusers", "transformers"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
+    log_path = log_to_file()  # tracebacks go to the log file; the terminal gets one line
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
+    except NotDownloaded as exc:
+        log.info("%s", exc, exc_info=True)
+        print(f"error: {exc.message} Download it with 'd2i download {exc.repo}'.", file=sys.stderr)
+        return EXIT_USAGE
     except D2IError as exc:
+        log.info("%s", exc, exc_info=True)
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("error: interrupted.", file=sys.stderr)
         return 130
+    except Exception:
+        log.exception("unexpected error in d2i %s", " ".join(sys.argv[1:] if argv is None else argv))
+        where = f"the details are in {log_path}" if log_path else "the log file could not be written"
+        print(f"error: an unexpected internal error stopped the command; {where}.", file=sys.stderr)
+        return EXIT_INTERNAL
+    finally:
+        for notice in take_notices():
+            print(f"note: {notice}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import pickle
+import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,9 +109,9 @@ def load_state_dict(path: str | Path) -> dict:
         raise _refuse(path, f"'{suffix or 'no extension'}' is not a checkpoint format this app reads.",
                       "Use a .safetensors file (preferred) or a .ckpt.")
     try:
-        state = torch.load(str(path), map_location="cpu", weights_only=True, mmap=False)
+        state = load_pickle_weights(path)
     except pickle.UnpicklingError as exc:
-        raise _refuse(path, "the file asks to run code or build objects beyond plain weights, so it was refused.",
+        raise _refuse(path, f"the file asks to run code or build objects beyond plain weights{_asked_for(exc)}, so it was refused.",
                       "Use the .safetensors version of this model, which cannot carry code.") from exc
     except (RuntimeError, EOFError, ValueError, OSError) as exc:
         raise _refuse(path, "the file is corrupt or truncated.", "Download or copy the file again.") from exc
@@ -119,6 +120,44 @@ def load_state_dict(path: str | Path) -> dict:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise _refuse(path, "the file holds no table of weights.", "Pick a Stable Diffusion checkpoint file.")
     return state
+
+
+# What numpy numbers and arrays (e.g. a global_step many training tools store beside the weights) unpickle with.
+_NUMPY_DATA = re.compile(r"numpy\.(_?core\.multiarray\.(scalar|_reconstruct)|dtype|ndarray|dtypes\.\w+DType)")
+
+
+def _numpy_data_globals() -> list:
+    import numpy as np
+
+    multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
+    dtypes = [getattr(np.dtypes, name) for name in dir(np.dtypes) if name.endswith("DType") and name != "ObjectDType"]
+    return [multiarray.scalar, multiarray._reconstruct, np.ndarray, np.dtype, *dtypes]
+
+
+def load_pickle_weights(path: str | Path) -> object:
+    """torch.load with weights_only=True, also accepting numpy numbers and arrays (plain data, no code).
+
+    Raises pickle.UnpicklingError with `unsafe`: the globals it asks for that are not plain data.
+    """
+    import torch
+
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True, mmap=False)
+    except pickle.UnpicklingError as exc:
+        try:
+            needed = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+        except Exception:  # noqa: BLE001 - not even listable: refuse with the original error
+            needed = []
+        exc.unsafe = [name for name in needed if not _NUMPY_DATA.fullmatch(name)]
+        if exc.unsafe or not needed:
+            raise
+    with torch.serialization.safe_globals(_numpy_data_globals()):
+        return torch.load(str(path), map_location="cpu", weights_only=True, mmap=False)
+
+
+def _asked_for(exc: Exception) -> str:
+    unsafe = getattr(exc, "unsafe", None)
+    return f" ({', '.join(unsafe[:3])})" if unsafe else ""
 
 
 def tensor_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:

@@ -6,7 +6,6 @@ Convention: high value = near (MiDaS inverse depth), shown bright.
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +13,7 @@ from PIL import Image
 
 from .errors import ImageError
 from .images import open_image, upright
-from .outputs import OutputError, OutputExistsError, save_png
-from .outputs import _claim as claim_name
+from .outputs import OutputExistsError, save_new_file, save_png
 
 COLORMAPS = ("grey", "viridis", "magma", "turbo")
 _LUMA = np.array([0.2126, 0.7152, 0.0722])  # Rec. 709, the sRGB primaries
@@ -186,25 +184,12 @@ def _near_is_bright(distances: np.ndarray) -> tuple[np.ndarray, str]:
 
 
 def save_depth_npy(depth: np.ndarray, path: str | Path) -> Path:
-    """Write the normalised map as a float32 `.npy` (no precision lost; never overwrites)."""
+    """Write the normalised map as a float32 `.npy` (no precision lost; atomic; raises OutputExistsError if taken)."""
     path = Path(path)
     values = normalize(depth)
     if os.path.lexists(path):
         raise OutputExistsError(path)
-    temp = path.with_name(f".d2i-{secrets.token_hex(6)}.npy.tmp")
-    try:
-        with open(temp, "xb") as file:
-            np.save(file, values, allow_pickle=False)
-            file.flush()
-            os.fsync(file.fileno())
-        if not claim_name(temp, path):
-            raise OutputExistsError(path)
-    except OSError as error:
-        raise OutputError(f"Could not save {path.name} in {path.parent}: {error.strerror or error}.",
-                          "Check that the folder is writable and the disk has free space.") from error
-    finally:
-        temp.unlink(missing_ok=True)
-    return path
+    return save_new_file(lambda file: np.save(file, values, allow_pickle=False), [path])
 
 
 def _read_npy(path: Path) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import struct
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -9,7 +10,7 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from .errors import ImageError
 
@@ -23,6 +24,8 @@ _HIGH_DEPTH_MODES = {"I;16": "16-bit", "I;16L": "16-bit", "I;16B": "16-bit", "I;
                      "I": "32-bit", "F": "32-bit float"}
 _ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
 _LOSSLESS_TO_RGB = {"1", "L", "P"}
+# Pillow's refusals of oversized PNG text chunks (MAX_TEXT_CHUNK, MAX_TEXT_MEMORY), which are not damage.
+_TEXT_LIMITS = re.compile(r"MAX_TEXT_CHUNK|text chunks")
 # Everything Pillow raises for files it cannot decode.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error)
 
@@ -65,6 +68,13 @@ def open_image(path: str | Path) -> Iterator[Image.Image]:
         raise _bomb_error(name) from error
     except MemoryError as error:
         raise ImageError(f"{name} is too large to fit in memory.", "Shrink it in an image editor first.") from error
+    except ValueError as error:
+        if not _TEXT_LIMITS.search(str(error)):
+            raise ImageError(f"{name} is damaged or incomplete: its pixels could not be decoded.",
+                             "Re-save or re-download the file.") from error
+        raise ImageError(f"{name} carries more text metadata than can be read safely "
+                         f"(over {PngImagePlugin.MAX_TEXT_CHUNK // 2**20} MB in one text chunk).",
+                         "Re-save the picture without its metadata, or use another copy of it.") from error
     except _DECODE_ERRORS as error:
         raise ImageError(f"{name} is damaged or incomplete: its pixels could not be decoded.",
                          "Re-save or re-download the file.") from error

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from .app_data import read_json, sweep_stale_temporaries
 from .errors import D2IError
 from .lora_files import (
     EMBEDDING, LORA, WEIGHT_SUFFIXES, FileFacts, LibraryFileError, inspect_file, sha256_file, short_hash,
@@ -85,14 +86,12 @@ class Library:
         self.root.mkdir(parents=True, exist_ok=True)
         self.settings_path = self.root.parent / "library.json"
         self.thumbnail_dir = self.root.parent / "library-thumbnails"
+        for folder in (self.root, self.root.parent, self.thumbnail_dir):
+            sweep_stale_temporaries(folder)
 
     # -- settings beside the library -------------------------------------------------
     def _settings(self) -> dict:
-        try:
-            settings = json.loads(self.settings_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {"folders": [], "items": {}}
-        return settings if isinstance(settings, dict) else {"folders": [], "items": {}}
+        return read_json(self.settings_path, "The library settings", _valid_settings) or {"folders": [], "items": {}}
 
     def _save_settings(self, settings: dict) -> None:
         fd, tmp = tempfile.mkstemp(dir=self.settings_path.parent, prefix=".library-", suffix=".json")
@@ -144,7 +143,7 @@ class Library:
         thumb = image.convert("RGB")
         thumb.thumbnail((size, size))
         target = self.thumbnail_dir / f"{name}.png"
-        fd, tmp = tempfile.mkstemp(dir=self.thumbnail_dir, suffix=".png")
+        fd, tmp = tempfile.mkstemp(dir=self.thumbnail_dir, prefix=".thumb-", suffix=".png")
         os.close(fd)
         thumb.save(tmp, format="PNG")
         os.replace(tmp, target)
@@ -232,6 +231,12 @@ class Library:
         settings = self._settings()
         if settings.get("items", {}).pop(item.name, None) is not None:
             self._save_settings(settings)
+
+
+def _valid_settings(data) -> bool:
+    return (isinstance(data, dict) and isinstance(data.get("folders", []), list)
+            and all(isinstance(folder, str) for folder in data.get("folders", []))
+            and isinstance(data.get("items", {}), dict) and all(isinstance(v, dict) for v in data.get("items", {}).values()))
 
 
 def describe(path: Path, edits: dict) -> LibraryItem:

@@ -16,6 +16,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from .app_data import read_json, sweep_stale_temporaries
 from .checkpoints import CHECKPOINT_SUFFIXES, build_parts_from_checkpoint, load_state_dict, require_sd2_depth, tensor_shapes
 from .demo import is_demo_model
 from .errors import ModelError
@@ -49,13 +50,26 @@ def source_kind(source: str | Path) -> str:
     raise ModelError(f"No model found at '{text}'.", "Check the path, or use a Hugging Face id like org/name.")
 
 
+class NotDownloaded(ModelError):
+    """A hub id that is not in the Hugging Face cache (models are only downloaded on request)."""
+
+    def __init__(self, repo: str):
+        super().__init__(f"'{repo}' is not downloaded yet.", "Download it from the Models dialog (Model > Models…).")
+        self.repo = repo
+
+
+def normalized_source(source: str | Path) -> str:
+    """How a source is stored in the model list: an absolute path for files and folders, a hub id as it is."""
+    return str(source) if source_kind(source) == "hub" else str(Path(source).expanduser().resolve())
+
+
 def resolve_folder(source: str | Path) -> Path:
     """The local diffusers folder behind a folder path, a cache repo folder or a cached hub id."""
     kind = source_kind(source)
     if kind == "hub":
         snapshot = cached_snapshot(str(source))
         if snapshot is None:
-            raise ModelError(f"'{source}' is not downloaded yet.", "Download it from the Models dialog (Model > Models…).")
+            raise NotDownloaded(str(source))
         return snapshot
     folder = Path(source).expanduser()
     if folder.name.startswith("models--") and (folder / "refs").is_dir():  # a repo folder of the cache itself
@@ -149,18 +163,16 @@ class ModelRegistry:
 
     path: Path = field(default_factory=lambda: data_dir() / "models.json")
 
+    def __post_init__(self):
+        sweep_stale_temporaries(self.path.parent)
+
     def entries(self) -> list[ModelEntry]:
-        try:
-            raw = json.loads(self.path.read_text(encoding="utf-8"))
-            return [ModelEntry(**{k: v for k, v in item.items() if k in ModelEntry.__dataclass_fields__}) for item in raw]
-        except FileNotFoundError:
-            return []
-        except (OSError, ValueError, TypeError):
-            log.exception("model list %s is unreadable; starting a new one", self.path)
-            return []
+        raw = read_json(self.path, "The model list", _valid_model_list) or []
+        return [ModelEntry(**{k: v for k, v in item.items() if k in ModelEntry.__dataclass_fields__}) for item in raw]
 
     def get(self, source: str) -> ModelEntry | None:
-        return next((e for e in self.entries() if e.source == str(source)), None)
+        names = _spellings(source)
+        return next((e for e in self.entries() if e.source in names), None)
 
     def save(self, entry: ModelEntry) -> ModelEntry:
         with _REGISTRY_LOCK:
@@ -169,7 +181,7 @@ class ModelRegistry:
 
     def remove(self, source: str) -> None:
         with _REGISTRY_LOCK:
-            self._write([e for e in self.entries() if e.source != str(source)])
+            self._write([e for e in self.entries() if e.source not in _spellings(source)])
 
     def _write(self, entries: list[ModelEntry]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -179,19 +191,35 @@ class ModelRegistry:
         os.replace(tmp, self.path)
 
 
+def _spellings(source: str | Path) -> set[str]:
+    """A source as given and as an absolute path (entries added before paths were stored absolute)."""
+    return {str(source), str(Path(source).expanduser().resolve())}
+
+
+def _valid_model_list(data) -> bool:
+    def valid(item) -> bool:
+        return (isinstance(item, dict) and all(isinstance(item.get(key), str) for key in ("name", "source", "kind"))
+                and all(isinstance(item.get(key, 0), (int, float)) for key in ("size_bytes", "last_used")))
+
+    return isinstance(data, list) and all(valid(item) for item in data)
+
+
 def describe(source: str | Path, config_dir: str | Path | None = None, depth_estimator: str | Path | None = None) -> ModelEntry:
-    """Check a source without loading its weights and describe it for the model list."""
+    """Check a source as loading does (a pickle file is read safely) and describe it for the model list.
+
+    Files and folders are described by their absolute paths, so the list works from any working folder.
+    """
     kind = source_kind(source)
-    source = str(source)
+    source = normalized_source(source)
     if kind == "single-file":
-        path = Path(source).expanduser()
-        if path.suffix.lower() == ".safetensors":  # from the header alone; pickle files are checked when loaded
-            require_sd2_depth(path, tensor_shapes(path))
+        path = Path(source)
+        require_sd2_depth(path, tensor_shapes(path))  # the header alone for safetensors; a refused pickle stops here
         if depth_estimator and not is_dpt_folder(Path(depth_estimator)):
             raise ModelError(f"{depth_estimator} is not a DPT depth-estimator folder.",
                              "Pick a folder like Intel/dpt-hybrid-midas (config.json with model_type dpt), or none.")
+        absolute = (lambda folder: str(Path(folder).expanduser().resolve()) if folder else "")
         return ModelEntry(path.stem, source, kind, path.stat().st_size,
-                          config_dir=str(config_dir or ""), depth_estimator=str(depth_estimator or ""))
+                          config_dir=absolute(config_dir), depth_estimator=absolute(depth_estimator))
     folder = resolve_folder(source)
     check_folder(folder)
     if is_demo_model(folder):
@@ -234,7 +262,7 @@ def load_pipeline(source: str | Path, dtype, local_files_only: bool = True,
                   registry: ModelRegistry | None = None) -> LoadedModel:
     """Check and load any kind of source as a StableDiffusionDepth2ImgPipeline (on the CPU, in `dtype`)."""
     registry = registry or ModelRegistry()
-    source = str(source)
+    source = normalized_source(source)
     kind = source_kind(source)
     if kind == "single-file":
         entry = registry.get(source)

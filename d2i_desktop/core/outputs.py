@@ -8,11 +8,12 @@ import os
 import re
 import secrets
 from pathlib import Path
-from typing import Iterable
+from typing import BinaryIO, Callable, Iterable
 
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
+from .app_data import sweep_stale_temporaries
 from .errors import D2IError
 from .images import open_image
 
@@ -44,14 +45,14 @@ def save_png(image: Image.Image, path: str | Path, parameters: str | None = None
     path = Path(path)
     if os.path.lexists(path):
         raise OutputExistsError(path)
-    return _save(image, [path], parameters)
+    return save_new_file(_png_writer(image, parameters), [path])
 
 
 def save_unique_png(image: Image.Image, path: str | Path, parameters: str | None = None) -> Path:
     """Like save_png, but if `path` is taken, use the first free `stem-1.png`, `stem-2.png`, ..."""
     path = Path(path)
     alternatives = (path.with_name(f"{path.stem}-{number}{path.suffix}") for number in itertools.count(1))
-    return _save(image, itertools.chain([path], alternatives), parameters)
+    return save_new_file(_png_writer(image, parameters), itertools.chain([path], alternatives))
 
 
 def save_numbered_png(image: Image.Image, folder: str | Path, seed: int, parameters: str | None = None) -> Path:
@@ -64,17 +65,29 @@ def save_numbered_png(image: Image.Image, folder: str | Path, seed: int, paramet
             if match:
                 highest = max(highest, int(match.group(1)))
     names = (folder / f"{number:05d}-{seed}.png" for number in itertools.count(highest + 1))
-    return _save(image, names, parameters)
+    return save_new_file(_png_writer(image, parameters), names)
 
 
-def _save(image: Image.Image, candidates: Iterable[Path], parameters: str | None) -> Path:
-    """Encode once to a temp file, then hard-link it to the first free candidate name."""
+def _png_writer(image: Image.Image, parameters: str | None) -> Callable[[BinaryIO], None]:
+    info = PngInfo()
+    if parameters is not None:
+        info.add_text("parameters", parameters)  # switches to iTXt (UTF-8) for non-Latin-1 text
+    return lambda file: image.save(file, format="PNG", pnginfo=info)
+
+
+def save_new_file(write: Callable[[BinaryIO], None], candidates: Iterable[Path]) -> Path:
+    """Write once to a temp file, then give it the first free candidate name; an existing file is never replaced.
+
+    Whatever happens, no partial or empty file is left under a final name, and the temp file is removed
+    (one left by a killed process is swept away a day later).
+    """
     candidates = iter(candidates)
     first = next(candidates)
     folder = first.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        temp = _write_temp_png(image, folder, parameters)
+        sweep_stale_temporaries(folder)
+        temp = _write_temp(write, folder, first.suffix)
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise OutputError(f"Could not save {first.name} in {folder}: {_reason(error)}.",
                           "Check that the folder is writable and the disk has free space.") from error
@@ -88,25 +101,29 @@ def _save(image: Image.Image, candidates: Iterable[Path], parameters: str | None
         raise OutputError(f"Could not save {first.name} in {folder}: {_reason(error)}.",
                           "Check that the folder is writable and the disk has free space.") from error
     finally:
-        temp.unlink(missing_ok=True)
+        _remove(temp)
 
 
-def _write_temp_png(image: Image.Image, folder: Path, parameters: str | None) -> Path:
-    info = PngInfo()
-    if parameters is not None:
-        info.add_text("parameters", parameters)  # switches to iTXt (UTF-8) for non-Latin-1 text
-    temp = folder / f".d2i-{secrets.token_hex(6)}.png.tmp"
+def _write_temp(write: Callable[[BinaryIO], None], folder: Path, suffix: str) -> Path:
+    temp = folder / f".d2i-{secrets.token_hex(6)}{suffix}.tmp"
     # os.open with 0o666 honours the umask, unlike tempfile's private 0o600 files.
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as file:
-            image.save(file, format="PNG", pnginfo=info)
+            write(file)
             file.flush()
             os.fsync(file.fileno())
     except BaseException:
-        temp.unlink(missing_ok=True)
+        _remove(temp)
         raise
     return temp
+
+
+def _remove(temp: Path) -> None:
+    try:
+        temp.unlink(missing_ok=True)
+    except OSError:  # e.g. the disk went read-only meanwhile: the sweep removes it later
+        pass
 
 
 def _claim(temp: Path, target: Path) -> bool:
@@ -117,12 +134,15 @@ def _claim(temp: Path, target: Path) -> bool:
     except FileExistsError:
         return False
     except OSError:
-        pass  # no hard links here (FAT, some network shares): reserve the name, then replace it
+        pass  # no hard links here (FAT, some network shares)
+    if os.path.lexists(target):
+        return False
     try:
-        os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        # Windows' rename refuses an existing target; elsewhere a file created in this very instant would be replaced,
+        # which is the price of never reserving the name with an empty placeholder.
+        os.rename(temp, target)
     except FileExistsError:
         return False
-    os.replace(temp, target)
     return True
 
 
