@@ -27,12 +27,43 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", help="a diffusers model folder or Hugging Face id to load")
     parser.add_argument("--demo", action="store_true", help="start with the demo model (random weights)")
     parser.add_argument("--device", help="cuda, mps or cpu (default: the fastest available)")
+    parser.add_argument("--self-test", action="store_true",
+                        help="check this installation offline (demo model in a temporary folder) and exit")
     return parser.parse_args(argv)
+
+
+def apply_app_identity(app) -> None:
+    """Name and icon, so desktops match the window to its menu entry and show the app's icon."""
+    from PySide6.QtGui import QIcon
+
+    from . import __version__
+    from .core.paths import APP_NAME, app_resources_dir
+
+    app.setApplicationName(APP_NAME)
+    app.setOrganizationName(APP_NAME)
+    app.setApplicationVersion(__version__)
+    app.setDesktopFileName(APP_NAME)
+    resources = app_resources_dir()
+    if resources is not None:
+        icon = QIcon(str(resources / "icons" / f"{APP_NAME}.svg"))
+        for png in sorted((resources / "icons").glob(f"{APP_NAME}-*.png")):
+            icon.addFile(str(png))
+        app.setWindowIcon(icon)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     setup_logging()
+    if args.self_test:
+        from .self_test import run_self_test
+        return run_self_test()
+    from .system_libraries import check_window_libraries, tell_user
+
+    problem = check_window_libraries()
+    if problem:
+        logging.getLogger(__name__).error(problem)
+        tell_user(problem)
+        return 1
     from PySide6.QtWidgets import QApplication
 
     from .core.app_data import take_notices
@@ -45,8 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     from .ui.worker import WorkerThread
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    app.setApplicationName("d2i-desktop")
-    app.setOrganizationName("d2i-desktop")
+    apply_app_identity(app)
     settings = open_settings(data_dir() / "settings.ini")
     requested = args.device or settings.value("engine/device") or None
     try:

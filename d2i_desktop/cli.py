@@ -29,8 +29,22 @@ class _Parser(argparse.ArgumentParser):
         raise CliError(f"{message}.", f"Run '{self.prog} --help' for usage.")
 
 
+class _SelfTest(argparse.Action):
+    """`d2i --self-test`: like --version, it runs on its own and exits."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="check this installation offline (demo model in a temporary folder) and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from .self_test import run_self_test
+
+        parser.exit(run_self_test())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="d2i", description="d2i-desktop from the command line.")
+    parser.add_argument("--self-test", action=_SelfTest)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     gen = commands.add_parser("generate", help="repaint an image guided by its depth")
