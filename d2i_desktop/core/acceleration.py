@@ -140,6 +140,32 @@ def adapter_signature(module: torch.nn.Module) -> tuple:
     )
 
 
+def checked_unet_change(pipe, change, undo, option: str, fall_back) -> bool:
+    """Make `change` to the UNet only if its output stays finite and equal to before on two probe inputs.
+
+    Probes are tiny (an 8x8 latent), so the check costs four small UNet calls when the option is set.
+    """
+    from .unet_accel import compare, other_inputs
+
+    unet = pipe.unet
+    config = unet.config
+    generator = torch.Generator().manual_seed(0)
+    first = (torch.randn(2, config.in_channels, 8, 8, generator=generator), torch.tensor(500),
+             torch.randn(2, 77, config.cross_attention_dim, generator=generator))
+    probes = [tuple(t.to(pipe._execution_device, unet.dtype if t.is_floating_point() else t.dtype) for t in probe)
+              for probe in (first, other_inputs(*first))]
+    with torch.inference_mode():
+        before = [unet(*probe, return_dict=False)[0] for probe in probes]
+        change()
+        why = next(filter(None, (compare(unet(*probe, return_dict=False)[0], reference)
+                                 for probe, reference in zip(probes, before))), None)
+    if why:
+        undo()
+        log.warning("%s rejected: its UNet output %s", option, why)
+        fall_back(option, False, f"rejected: the UNet's output with it {why}")
+    return why is None
+
+
 def apply_performance(pipe, settings: PerformanceSettings, device: str, current_offload: str | None = None
                       ) -> PerformanceReport:
     """Apply `settings` to a loaded pipeline and say what took effect.
@@ -183,8 +209,15 @@ def apply_performance(pipe, settings: PerformanceSettings, device: str, current_
         elif not xformers_available():
             fall_back("attention", "sdpa", "xformers is not installed; using PyTorch SDPA")
         else:
-            unet.enable_xformers_memory_efficient_attention()
-            attention = "xformers attention"
+            try:
+                unet.enable_xformers_memory_efficient_attention()
+                attention = "xformers attention"
+            except Exception as exc:  # noqa: BLE001 - e.g. a wheel built for another torch: SDPA does the same job
+                log.warning("xformers cannot be used", exc_info=True)
+                unet.set_attn_processor(AttnProcessor2_0())
+                fall_back("attention", "sdpa", f"xformers cannot be used here ({type(exc).__name__}: "
+                                               f"{str(exc).splitlines()[0][:160] if str(exc) else 'no details'}); "
+                                               "using PyTorch SDPA")
     applied.append(attention)
 
     if settings.fuse_qkv:
@@ -194,8 +227,8 @@ def apply_performance(pipe, settings: PerformanceSettings, device: str, current_
             fall_back("fuse_qkv", False, "works with PyTorch SDPA attention only")
         elif settings.attention_slicing:
             fall_back("fuse_qkv", False, "off while attention slicing is on")
-        else:
-            unet.fuse_qkv_projections()
+        elif checked_unet_change(pipe, lambda: unet.fuse_qkv_projections(), lambda: unet.set_attn_processor(AttnProcessor2_0()),
+                                 "fuse_qkv", fall_back):
             applied.append("fused attention projections")
 
     if settings.attention_slicing:
@@ -207,10 +240,11 @@ def apply_performance(pipe, settings: PerformanceSettings, device: str, current_
     vae.enable_tiling() if settings.vae_tiling else vae.disable_tiling()
     applied += [name for name, on in (("VAE slicing", settings.vae_slicing), ("VAE tiling", settings.vae_tiling)) if on]
 
-    memory_format = torch.channels_last if settings.channels_last else torch.contiguous_format
     if not offloaded:  # offload hooks own the weights' placement
-        unet.to(memory_format=memory_format)
-        if settings.channels_last:
+        unet.to(memory_format=torch.contiguous_format)
+        if settings.channels_last and checked_unet_change(
+                pipe, lambda: unet.to(memory_format=torch.channels_last),
+                lambda: unet.to(memory_format=torch.contiguous_format), "channels_last", fall_back):
             applied.append("channels-last UNet")
     elif settings.channels_last:
         fall_back("channels_last", False, "not combined with CPU offload")

@@ -4,7 +4,10 @@ The accelerator replaces the UNet's `forward` with a router. Each call is keyed 
 captured graph or compiled function bakes in (shapes, dtypes, device, the run's token with
 scheduler and LoRA state, cross-attention arguments). A call whose key has a checked fast path
 takes it; any other call runs eagerly, so a new size, LoRA or scheduler is always correct and is
-made fast in the background. Every fast path is checked once against the eager result.
+made fast in the background. Every fast path is checked against the eager step on the call's own
+inputs and on a second, different input (a value baked in at capture shows there), and refused
+when its output holds NaN or infinity or differs from eager. A rejected compile still gets a CUDA
+graph of the eager step.
 """
 
 from __future__ import annotations
@@ -51,6 +54,34 @@ def relative_error(fast: torch.Tensor, reference: torch.Tensor) -> float:
     return float((fast.float() - reference).norm() / reference.norm().clamp_min(1e-12))
 
 
+def compare(fast: torch.Tensor, reference: torch.Tensor, tolerance: float = RELATIVE_TOLERANCE) -> str | None:
+    """Why `fast` must not stand in for `reference`, or None when it may."""
+    if not bool(torch.isfinite(reference).all()):
+        return "cannot be checked: the eager step itself gives invalid values"
+    if not bool(torch.isfinite(fast).all()):
+        return "gives invalid values (NaN or infinity)"
+    error = relative_error(fast, reference)
+    if not error <= tolerance:  # also true for a NaN error
+        return f"differs from eager by {error:.1%}"
+    return None
+
+
+def other_inputs(sample: torch.Tensor, timestep: torch.Tensor, encoder_hidden_states: torch.Tensor) -> tuple:
+    """A second UNet input that differs from the first in every argument."""
+    return (sample.roll(1, dims=-1) * 0.5, torch.where(timestep >= 500, timestep - 250, timestep + 250),
+            encoder_hidden_states.roll(1, dims=1))
+
+
+def check_fast_step(fast: Callable, eager: Callable, inputs: tuple, kwargs: dict) -> str | None:
+    """Why the step `fast` must not replace `eager`, or None. Both take (sample, timestep, encoder_hidden_states,
+    **kwargs) and return the output tensor; they are compared on `inputs` and on other_inputs(*inputs)."""
+    for probe, which in ((inputs, ""), (other_inputs(*inputs), " on a second input")):
+        why = compare(fast(*probe, **kwargs), eager(*probe, **kwargs))
+        if why:
+            return why + which
+    return None
+
+
 class CapturedStep:
     """One UNet call recorded in a CUDA graph: replays copy the inputs into static buffers."""
 
@@ -60,13 +91,11 @@ class CapturedStep:
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):  # warm-up outside the graph: lazy inits, cuDNN/cuBLAS choices
             for _ in range(2):
-                reference = fn(*self.inputs, **kwargs)[0]
+                fn(*self.inputs, **kwargs)
         torch.cuda.current_stream().wait_stream(side)
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph, pool=pool, capture_error_mode="thread_local"):
             self.output = fn(*self.inputs, **kwargs)[0]
-        self.graph.replay()
-        self.error = relative_error(self.output, reference)
 
     def __call__(self, sample, timestep, encoder_hidden_states) -> torch.Tensor:
         for static, value in zip(self.inputs, (sample, timestep, encoder_hidden_states)):
@@ -102,10 +131,12 @@ class UNetAccelerator:
             self.compiled = torch.compile(self.eager, mode=torch_mode, backend=backend, dynamic=False)
         self.run_token: object = None
         self.stats = {"eager": 0, "fast": 0, "captured": 0, "compiled": 0, "rejected": 0}
+        self.ran: dict[str, int] = {}  # UNet calls by what actually ran them, e.g. {"CUDA graph of the eager step": 40}
         self._graphs: OrderedDict[tuple, CapturedStep] = OrderedDict()
         self._pool = torch.cuda.graph_pool_handle() if self.use_graphs else None
         self._compiled_keys: set[tuple] = set()
-        self._rejected: set[tuple] = set()
+        self._rejected: set[tuple] = set()  # eager only
+        self._compile_rejected: set[tuple] = set()  # the eager step, captured where CUDA graphs work
         self._pending: set[tuple] = set()
         self._compile_lock = threading.Lock()  # one caller of the compiled function at a time
         self._ready = threading.Condition()
@@ -118,12 +149,22 @@ class UNetAccelerator:
         unet.forward = self.forward
 
     def remove(self) -> None:
-        """Give the UNet its own forward back; a background compile still running is abandoned."""
+        """Give the UNet its own forward back and stop the background compile.
+
+        Waits for a compile already under way (torch.compile cannot be interrupted), so that it neither
+        races the next run nor keeps this UNet in memory; then resets dynamo's caches, which are kept
+        per code object and would otherwise fill up over model switches until recompiles stop.
+        """
         self.unet.__dict__.pop("forward", None)
         self._graphs.clear()
         self._stopped = True
         self._jobs.put(None)
         self._idle.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self.compiled is not None:
+            self.compiled = None
+            torch._dynamo.reset()
 
     def begin_run(self, token: object) -> None:
         """State that every call of the coming run shares (scheduler, LoRA weights, ...).
@@ -148,59 +189,67 @@ class UNetAccelerator:
         key = (self.run_token, tuple(sample.shape), sample.dtype, sample.device, tuple(timestep.shape), timestep.dtype,
                timestep.device, tuple(encoder_hidden_states.shape), encoder_hidden_states.dtype,
                repr(cross_attention_kwargs))
-        output = None
+        output, ran = None, "eager"
         if key not in self._rejected:
-            output = self._fast(key, sample, timestep, encoder_hidden_states, call_kwargs)
+            output, ran = self._fast(key, sample, timestep, encoder_hidden_states, call_kwargs)
         if output is None:
             self.stats["eager"] += 1
             output = self.eager(sample, timestep, encoder_hidden_states, **call_kwargs)[0]
         else:
             self.stats["fast"] += 1
+        self.ran[ran] = self.ran.get(ran, 0) + 1
         if return_dict:
             from diffusers.models.unets.unet_2d_condition import UNet2DConditionOutput
             return UNet2DConditionOutput(sample=output)
         return (output,)
 
-    def _fast(self, key, sample, timestep, encoder_hidden_states, call_kwargs) -> torch.Tensor | None:
+    def _fast(self, key, sample, timestep, encoder_hidden_states, call_kwargs) -> tuple[torch.Tensor | None, str]:
+        """The output of a checked fast path for this call and what ran it; (None, "eager") when there is none yet."""
         graph = self._graphs.get(key)
         if graph is not None:
             self._graphs.move_to_end(key)
-            return graph(sample, timestep, encoder_hidden_states)
-        if self.compiled is not None and key not in self._compiled_keys:
+            return graph(sample, timestep, encoder_hidden_states), graph.kind
+        compiled = self.compiled is not None and key not in self._compile_rejected
+        if compiled and key not in self._compiled_keys:
             self._request_compile(key, sample, timestep, encoder_hidden_states, call_kwargs)
-            return None
-        fn = self.eager if self.compiled is None else self.compiled
-        if not self.use_graphs:
-            if not self._compile_lock.acquire(blocking=False):
-                return None
-            try:
-                return fn(sample, timestep, encoder_hidden_states, **call_kwargs)[0]
-            finally:
-                self._compile_lock.release()
-        return self._capture(key, fn, sample, timestep, encoder_hidden_states, call_kwargs)
-
-    def _capture(self, key, fn, sample, timestep, encoder_hidden_states, call_kwargs) -> torch.Tensor | None:
-        if not self._compile_lock.acquire(blocking=False):
-            return None
+            return None, "eager"
+        if self.use_graphs:
+            return self._capture(key, self.compiled if compiled else self.eager, sample, timestep, encoder_hidden_states,
+                                 call_kwargs)
+        if not compiled or not self._compile_lock.acquire(blocking=False):
+            return None, "eager"  # off CUDA only a compiled step is faster than eager
         try:
-            captured = CapturedStep(fn, sample, timestep, encoder_hidden_states, call_kwargs, self._pool)
-        except Exception as exc:  # noqa: BLE001 - a step that cannot be captured still runs eagerly
-            log.warning("CUDA graph capture failed; running this shape eagerly: %s", exc)
-            self._reject(key, f"capture failed: {type(exc).__name__}: {exc}")
-            return None
+            return self.compiled(sample, timestep, encoder_hidden_states, **call_kwargs)[0], "compiled step"
         finally:
             self._compile_lock.release()
-        if captured.error > RELATIVE_TOLERANCE:
-            self._reject(key, f"captured step differs from eager by {captured.error:.1%}")
-            return None
+
+    def _capture(self, key, fn, sample, timestep, encoder_hidden_states, call_kwargs) -> tuple[torch.Tensor | None, str]:
+        compiled = fn is not self.eager
+        if not self._compile_lock.acquire(blocking=False):
+            return None, "eager"
+        try:
+            captured = CapturedStep(fn, sample, timestep, encoder_hidden_states, call_kwargs, self._pool)
+            why = check_fast_step(lambda *inputs, **_: captured(*inputs), lambda *inputs, **kw: self.eager(*inputs, **kw)[0],
+                                  (sample, timestep, encoder_hidden_states), call_kwargs)
+        except Exception as exc:  # noqa: BLE001 - a step that cannot be captured still runs eagerly
+            log.warning("CUDA graph capture failed; running this shape eagerly: %s", exc)
+            why = f"could not be captured: {type(exc).__name__}: {str(exc)[:200]}"
+        finally:
+            self._compile_lock.release()
+        step = "compiled step" if compiled else "eager step"
+        if why:
+            self._reject(key, f"CUDA graph of the {step} {why}", compiled)
+            return None, "eager"
+        captured.kind = f"CUDA graph of the {step}"
         self._graphs[key] = captured
         while len(self._graphs) > MAX_GRAPHS:
             self._graphs.popitem(last=False)
         self.stats["captured"] += 1
-        return captured.output.clone()
+        return captured(sample, timestep, encoder_hidden_states), captured.kind
 
-    def _reject(self, key, why: str) -> None:
-        self._rejected.add(key)
+    def _reject(self, key, why: str, compiled: bool = False) -> None:
+        """Never use the failed fast path again for `key`: a rejected compiled step leaves the eager step's graph."""
+        (self._compile_rejected if compiled else self._rejected).add(key)
         self.stats["rejected"] += 1
         self.errors.append(why)
         with self._ready:
@@ -224,18 +273,19 @@ class UNetAccelerator:
             if self._stopped:
                 return
             key, inputs, call_kwargs = job
+            compiled = self.compiled
             try:
                 with torch.inference_mode(), self._compile_lock:
-                    fast = self.compiled(*inputs, **call_kwargs)[0]
-                    fast = self.compiled(*inputs, **call_kwargs)[0]
-                    reference = self.eager(*inputs, **call_kwargs)[0]
-                error = relative_error(fast, reference)
+                    if self._stopped:
+                        return
+                    compiled(*inputs, **call_kwargs)  # compiles; the check below runs the compiled code
+                    why = check_fast_step(lambda *a, **kw: compiled(*a, **kw)[0], lambda *a, **kw: self.eager(*a, **kw)[0],
+                                          inputs, call_kwargs)
             except Exception as exc:  # noqa: BLE001 - compilation problems leave the eager path in charge
                 log.warning("torch.compile failed; this shape stays eager: %s", exc)
-                self._reject(key, f"compile failed: {type(exc).__name__}: {str(exc)[:200]}")
-                continue
-            if error > RELATIVE_TOLERANCE:
-                self._reject(key, f"compiled step differs from eager by {error:.1%}")
+                why = f"failed: {type(exc).__name__}: {str(exc)[:200]}"
+            if why:
+                self._reject(key, f"compiled step {why}", compiled=True)
                 continue
             with self._ready:
                 self._compiled_keys.add(key)
@@ -245,8 +295,8 @@ class UNetAccelerator:
     def wait_until_compiled(self, timeout: float | None = None) -> bool:
         """Block until every requested compile has finished (ready or rejected); False on timeout."""
         with self._ready:
-            return self._ready.wait_for(lambda: self._pending <= (self._compiled_keys | self._rejected), timeout)
+            return self._ready.wait_for(lambda: not self.compiling, timeout)
 
     @property
     def compiling(self) -> bool:
-        return not self._pending <= (self._compiled_keys | self._rejected)
+        return not self._pending <= (self._compiled_keys | self._compile_rejected | self._rejected)
