@@ -211,6 +211,10 @@ class Adapters:
                 raise LibraryFileError(f"{item.path.name} is damaged: layer '{module.raw_name}' holds NaN or infinite values.",
                                        "Download the file again.")
             alpha = module.parts.get("alpha")
+            if alpha is not None and (not isinstance(alpha, torch.Tensor) or alpha.numel() != 1
+                                      or not torch.isfinite(alpha).all()):
+                raise LibraryFileError(f"{item.path.name} is damaged: layer '{module.raw_name}' has an alpha that is not "
+                                       "one finite number.", "Download the file again.")
             scale = float(alpha) / down.shape[0] if alpha is not None else 1.0  # kohya's alpha / rank
             dtype = getattr(self.pipe, module.component).dtype
             state[f"{module.component}.{layer.name}.lora_A.weight"] = down.to(dtype).contiguous()
@@ -329,6 +333,11 @@ def _tokens(name: str, count: int) -> tuple[str, ...]:
 def _shape_problem(down, up, layer: _Layer) -> str:
     if down.ndim != up.ndim or down.ndim not in (2, 4) or (down.ndim == 4) != bool(layer.kernel):
         return f"has {down.ndim}-d weights for a {'conv' if layer.kernel else 'linear'} layer"
+    if down.shape[0] == 0 or up.shape[1] == 0:
+        return "has rank 0 (no weights)"
+    if down.ndim == 4 and (tuple(down.shape[2:]) != layer.kernel or tuple(up.shape[2:]) != (1, 1)):
+        return (f"has {'x'.join(map(str, down.shape[2:]))} and {'x'.join(map(str, up.shape[2:]))} kernels for a "
+                f"{'x'.join(map(str, layer.kernel))} conv layer")
     if down.shape[1] != layer.in_features or up.shape[0] != layer.out_features:
         return (f"maps {down.shape[1]} -> {up.shape[0]} features where the model's layer maps "
                 f"{layer.in_features} -> {layer.out_features}")

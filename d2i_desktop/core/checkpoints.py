@@ -41,28 +41,42 @@ def _refuse(path: Path, what: str, hint: str = "Pick an SD2-depth checkpoint suc
 
 
 # -- safetensors --------------------------------------------------------------------------
-def read_safetensors_header(path: str | Path) -> dict[str, tuple[str, tuple[int, ...]]]:
-    """{name: (dtype, shape)} after checking the header against the file; raises ModelError if it is corrupt."""
+class SafetensorsDamage(Exception):
+    """A safetensors file whose header does not describe its contents; `why` completes "the file is damaged: …"."""
+
+    def __init__(self, why: str):
+        super().__init__(why)
+        self.why = why
+
+
+def parse_safetensors(path: str | Path) -> tuple[dict[str, tuple[str, tuple[int, ...]]], dict]:
+    """{name: (dtype, shape)} and the `__metadata__` table, after checking the header against the file.
+
+    Used for models, LoRAs and embeddings alike. Raises SafetensorsDamage; a header with an implausible
+    number of entries is refused before it is parsed, so a hostile one costs no time or memory.
+    """
     path = Path(path)
     size = path.stat().st_size
     with path.open("rb") as handle:
         prefix = handle.read(8)
         if len(prefix) < 8:
-            raise _refuse(path, "the file is empty or truncated (no safetensors header).", "Download or copy the file again.")
+            raise SafetensorsDamage("it is empty or truncated (no safetensors header)")
         header_len = struct.unpack("<Q", prefix)[0]
         if header_len < 2 or header_len > _MAX_HEADER_BYTES or 8 + header_len > size:
-            raise _refuse(path, f"corrupt safetensors header (it claims {header_len:,} bytes in a {size:,}-byte file).",
-                          "Download or copy the file again.")
+            raise SafetensorsDamage(f"its header is larger than the file (a corrupt safetensors header claiming "
+                                    f"{header_len:,} bytes in a {size:,}-byte file)")
         raw = handle.read(header_len)
+    if raw.count(b'"data_offsets"') > _MAX_ENTRIES:
+        raise SafetensorsDamage(f"implausible safetensors header (more than {_MAX_ENTRIES:,} tensors)")
     try:
         header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _refuse(path, "corrupt safetensors header (not valid JSON).", "Download or copy the file again.") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise SafetensorsDamage("its header is not valid JSON (corrupt safetensors header)") from None
     if not isinstance(header, dict):
-        raise _refuse(path, "corrupt safetensors header (not a table of tensors).", "Download or copy the file again.")
-    header.pop("__metadata__", None)
+        raise SafetensorsDamage("corrupt safetensors header (not a table of tensors)")
+    metadata = header.pop("__metadata__", None)
     if len(header) > _MAX_ENTRIES:
-        raise _refuse(path, f"implausible safetensors header ({len(header):,} tensors).", "Download or copy the file again.")
+        raise SafetensorsDamage(f"implausible safetensors header ({len(header):,} tensors)")
 
     data_size = size - 8 - header_len
     entries, ranges = {}, []
@@ -74,20 +88,27 @@ def read_safetensors_header(path: str | Path) -> dict[str, tuple[str, tuple[int,
         except (TypeError, KeyError, ValueError):
             valid = False
         if not valid:
-            raise _refuse(path, f"corrupt safetensors header (bad entry for '{name[:80]}').", "Download or copy the file again.")
+            raise SafetensorsDamage(f"corrupt safetensors header (bad entry for '{name[:80]}')")
         if end > data_size:
-            raise _refuse(path, f"the file is truncated: tensor '{name[:80]}' ends at byte {end:,} of a {data_size:,}-byte data section.",
-                          "The copy or download was cut short: get the file again.")
+            raise SafetensorsDamage(f"it is truncated: tensor '{name[:80]}' ends at byte {end:,} of a {data_size:,}-byte "
+                                    "data section")
         if end - begin != math.prod(shape) * _DTYPE_SIZES[dtype]:
-            raise _refuse(path, f"corrupt safetensors header: the byte range of '{name[:80]}' does not match its shape {shape}.",
-                          "Download or copy the file again.")
+            raise SafetensorsDamage(f"corrupt safetensors header: the byte range of '{name[:80]}' does not match its shape {shape}")
         entries[name] = (dtype, tuple(shape))
         ranges.append((begin, end))
     ranges.sort()
     for (_, previous_end), (begin, _) in zip(ranges, ranges[1:]):
         if begin < previous_end:
-            raise _refuse(path, "corrupt safetensors header: tensors overlap.", "Download or copy the file again.")
-    return entries
+            raise SafetensorsDamage("corrupt safetensors header: tensors overlap")
+    return entries, metadata if isinstance(metadata, dict) else {}
+
+
+def read_safetensors_header(path: str | Path) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """{name: (dtype, shape)} of a model file; raises ModelError if it is damaged."""
+    try:
+        return parse_safetensors(path)[0]
+    except SafetensorsDamage as damage:
+        raise _refuse(Path(path), f"{damage.why}.", "Download or copy the file again.") from None
 
 
 # -- loading --------------------------------------------------------------------------------

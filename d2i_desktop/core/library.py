@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections import Counter
@@ -200,7 +201,7 @@ class Library:
         for item in self.items():
             if item.size == source.stat().st_size and sha256_file(item.path) == digest:
                 raise AlreadyInLibrary(source, item)
-        target = self._free_name(source.stem, source.suffix.lower())
+        target = self._free_name(prompt_name(source.stem), source.suffix.lower())
         _copy_atomic(source, target)
         for sidecar in _sidecars(source):
             extension = sidecar.name[len(source.stem):]
@@ -231,6 +232,12 @@ class Library:
         settings = self._settings()
         if settings.get("items", {}).pop(item.name, None) is not None:
             self._save_settings(settings)
+
+
+def prompt_name(stem: str) -> str:
+    """`stem` made writable in `<lora:name:w>`: colons, angle brackets, newlines and other control characters
+    become underscores."""
+    return re.sub(r"[:<>\x00-\x1f\x7f]+", "_", stem).strip() or "unnamed"
 
 
 def _valid_settings(data) -> bool:

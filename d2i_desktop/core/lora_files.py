@@ -8,7 +8,6 @@ any weights; pickle-based `.pt`/`.bin`/`.ckpt` files are only opened with
 from __future__ import annotations
 
 import hashlib
-import json
 import pickle
 import re
 import struct
@@ -17,12 +16,12 @@ from pathlib import Path
 
 import torch
 
+from .checkpoints import SafetensorsDamage, load_pickle_weights, parse_safetensors
 from .errors import D2IError
 
 SAFETENSORS = ".safetensors"
 PICKLE_SUFFIXES = (".pt", ".bin", ".ckpt", ".pth")
 WEIGHT_SUFFIXES = (SAFETENSORS, *PICKLE_SUFFIXES)
-MAX_HEADER_BYTES = 100_000_000
 LORA, EMBEDDING = "LoRA", "embedding"
 
 # Cross-attention / text-feature width -> the model family that uses it.
@@ -52,35 +51,17 @@ class LibraryFileError(D2IError):
 
 # -- reading ---------------------------------------------------------------------------
 def read_safetensors_header(path: Path) -> tuple[dict[str, tuple[int, ...]], dict[str, str]]:
-    """Tensor names -> shapes, and the `__metadata__` strings, without reading any weights."""
-    size = path.stat().st_size
-    if size == 0:
+    """Tensor names -> shapes, and the `__metadata__` strings, without reading any weights.
+
+    The header gets the same checks as a model's (entry count, byte ranges, overlaps, dtype and shape against size).
+    """
+    if path.stat().st_size == 0:
         raise LibraryFileError(f"{path.name} is empty.", "Download the file again.")
-    with path.open("rb") as stream:
-        prefix = stream.read(8)
-        if len(prefix) < 8:
-            raise _corrupt(path, "it is too short to be a safetensors file")
-        (header_size,) = struct.unpack("<Q", prefix)
-        if header_size > min(MAX_HEADER_BYTES, size - 8):
-            raise _corrupt(path, "its header is larger than the file (truncated or not a safetensors file)")
-        raw = stream.read(header_size)
     try:
-        header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise _corrupt(path, "its header is not valid JSON") from None
-    if not isinstance(header, dict):
-        raise _corrupt(path, "its header is not a table of tensors")
-    metadata = header.pop("__metadata__", None) or {}
-    shapes, data_end = {}, 0
-    for name, entry in header.items():
-        try:
-            shapes[name] = tuple(int(n) for n in entry["shape"])
-            data_end = max(data_end, int(entry["data_offsets"][1]))
-        except (TypeError, KeyError, IndexError, ValueError):
-            raise _corrupt(path, f"the header entry for '{name}' is malformed") from None
-    if 8 + header_size + data_end > size:
-        raise _corrupt(path, f"it is truncated ({size:,} bytes, the header promises {8 + header_size + data_end:,})")
-    return shapes, {str(k): str(v) for k, v in metadata.items()} if isinstance(metadata, dict) else {}
+        entries, metadata = parse_safetensors(path)
+    except SafetensorsDamage as damage:
+        raise _corrupt(path, damage.why) from None
+    return {name: shape for name, (_, shape) in entries.items()}, {str(k): str(v) for k, v in metadata.items()}
 
 
 def load_weights(path: Path) -> object:
@@ -100,12 +81,11 @@ def load_weights(path: Path) -> object:
     if path.stat().st_size == 0:
         raise LibraryFileError(f"{path.name} is empty.", "Download the file again.")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return load_pickle_weights(path)
     except pickle.UnpicklingError as exc:
-        found = re.search(r"(?:Unsupported global|GLOBAL|global):? ?(?:GLOBAL )?([\w.]+)", str(exc))
-        what = f" (it asks to run {found.group(1)})" if found else ""
+        unsafe = getattr(exc, "unsafe", None)
         raise LibraryFileError(
-            f"{path.name} holds code, not just weights{what}; it was not loaded.",
+            f"{path.name} holds code, not just weights{f' (it asks to run {unsafe[0]})' if unsafe else ''}; it was not loaded.",
             "Only use files from sources you trust; prefer the .safetensors version of this file.",
         ) from exc
     except (RuntimeError, EOFError, OSError, ValueError, struct.error) as exc:

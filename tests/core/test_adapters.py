@@ -273,3 +273,48 @@ def test_unused_loras_beyond_a_few_are_unloaded_least_recently_used_first(librar
     assert len(loaded) == KEEP_LOADED
     assert adapter_name(items[0]) in loaded and adapter_name(items[1]) not in loaded
     assert pipe.get_active_adapters() == [adapter_name(items[0]), adapter_name(items[-1])]
+
+
+def _conv_layer(unet) -> str:
+    return next(name for name, module in unet.named_modules()
+                if isinstance(module, torch.nn.Conv2d) and module.kernel_size == (3, 3) and "resnets" in name)
+
+
+def _malformed(pipe, how: str) -> dict[str, torch.Tensor]:
+    state = lora_state(pipe, "kohya", seed=21)
+    alpha = next(k for k in state if k.endswith(".alpha"))
+    down = next(k for k in state if k.startswith("lora_unet") and k.endswith("lora_down.weight"))
+    if how == "alpha-vector":
+        state[alpha] = torch.ones(3)
+    elif how == "alpha-nan":
+        state[alpha] = torch.tensor(float("nan"))
+    elif how == "rank-0":
+        up = down.replace("lora_down", "lora_up")
+        state[down], state[up] = torch.zeros(0, state[down].shape[1]), torch.zeros(state[up].shape[0], 0)
+    elif how == "nan-weights":
+        state[down][0, 0] = float("nan")
+    elif how == "conv-kernel":
+        conv = pipe.unet.get_submodule(_conv_layer(pipe.unet))
+        kohya = "lora_unet_" + _conv_layer(pipe.unet).replace(".", "_")
+        state[f"{kohya}.lora_down.weight"] = torch.zeros(4, conv.in_channels, 1, 1)  # 1x1 for a 3x3 conv
+        state[f"{kohya}.lora_up.weight"] = torch.zeros(conv.out_channels, 4, 1, 1)
+    return state
+
+
+@pytest.mark.parametrize("how, message", [
+    ("alpha-vector", "alpha that is not one finite number"),
+    ("alpha-nan", "alpha that is not one finite number"),
+    ("rank-0", "rank 0"),
+    ("nan-weights", "NaN or infinite"),
+    ("conv-kernel", "1x1 and 1x1 kernels for a 3x3 conv layer"),
+])
+def test_malformed_lora_layers_are_refused_before_the_pipeline_is_touched(engine, photo, depth, library, how, message):
+    write_lora(library.root / "bad.safetensors", _malformed(engine.pipe, how))
+    adapters_before = dict(engine.pipe.get_list_adapters())
+    state_before = engine._adapters.state_key if engine._adapters else None
+
+    with pytest.raises(LibraryFileError, match=message):
+        run(engine, photo, depth, loras=(("bad", 1.0),))
+
+    assert engine.pipe.get_list_adapters() == adapters_before
+    assert (engine._adapters.state_key if engine._adapters else None) == state_before

@@ -253,3 +253,43 @@ def test_short_hash_is_automatic1111s(pipe, tmp_path):
 
     assert short_hash(path) == hashlib.sha256(data[header:]).hexdigest()[:12]
     assert short_hash(pt) == hashlib.sha256(pt.read_bytes()).hexdigest()[:12]
+
+
+def _write_header(path, header: dict, data: bytes = b""):
+    import struct
+
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + data)
+    return path
+
+
+def test_a_million_entry_header_is_refused_at_import_in_well_under_a_second(library, tmp_path):
+    import time
+
+    entries = {f"lora_unet_x{i}.alpha": {"dtype": "F32", "shape": [], "data_offsets": [0, 4]} for i in range(1_000_000)}
+    path = _write_header(tmp_path / "huge.safetensors", entries, b"\0" * 4)
+    started = time.perf_counter()
+    with pytest.raises(LibraryFileError, match="huge.safetensors is damaged: implausible safetensors header"):
+        library.import_file(path)
+    assert time.perf_counter() - started < 5  # generous: it is refused before the header is parsed
+    assert list(library.root.iterdir()) == []
+
+
+@pytest.mark.parametrize("header, data, message", [
+    ({"lora_unet_a.lora_down.weight": {"dtype": "F32", "shape": [2, 4], "data_offsets": [0, 32]},
+      "lora_unet_a.lora_up.weight": {"dtype": "F32", "shape": [4, 2], "data_offsets": [16, 48]}}, 48, "overlap"),
+    ({"lora_unet_a.lora_down.weight": {"dtype": "F32", "shape": [2, 4], "data_offsets": [0, 8]},
+      "lora_unet_a.lora_up.weight": {"dtype": "F32", "shape": [4, 2], "data_offsets": [8, 40]}}, 40, "does not match its shape"),
+    ({"lora_unet_a.lora_down.weight": {"dtype": "WHAT", "shape": [2, 4], "data_offsets": [0, 32]}}, 32, "bad entry"),
+])
+def test_lora_headers_get_the_same_checks_as_models(library, tmp_path, header, data, message):
+    path = _write_header(tmp_path / "odd.safetensors", header, b"\0" * data)
+    with pytest.raises(LibraryFileError, match=f"odd.safetensors is damaged: .*{message}"):
+        library.import_file(path)
+
+
+def test_names_that_cannot_be_written_in_a_lora_tag_are_sanitised_at_import(library, pipe, tmp_path):
+    path = write_lora(tmp_path / "night: <city>\nstyle.safetensors", lora_state(pipe, "peft"))
+    item = library.import_file(path)
+    assert item.name == "night_ _city_style" and item.path.name == "night_ _city_style.safetensors"
+    assert library.find("night_ _city_style", LORA).usable
