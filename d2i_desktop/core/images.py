@@ -125,12 +125,16 @@ def snap_size(width: int, height: int, max_side: int) -> tuple[int, int]:
     if width <= 0 or height <= 0:
         raise ImageError(f"Image size {width}x{height} is empty.", "Use an image with pixels in it.")
     long_side = max(width, height)
+    fitted = (width, height)
     if long_side > max_side:
         scale = max_side / long_side
-        width, height = max(1, round(width * scale)), max(1, round(height * scale))
+        fitted = max(1, round(width * scale)), max(1, round(height * scale))
+    if min(fitted) < MIN_SIDE:  # stretching it back up would distort the picture
+        raise ImageError(f"The image is {width}x{height} px: fitting it into {max_side} px would leave its short side "
+                         f"at {min(fitted)} px, under the {MIN_SIDE} px minimum.",
+                         "Crop it to a less extreme shape first.")
     largest = max_side - max_side % SIZE_STEP
-    return tuple(min(largest, max(MIN_SIDE, (side + SIZE_STEP // 2) // SIZE_STEP * SIZE_STEP))
-                 for side in (width, height))
+    return tuple(min(largest, (side + SIZE_STEP // 2) // SIZE_STEP * SIZE_STEP) for side in fitted)
 
 
 def _check_max_side(max_side: int) -> None:

@@ -14,7 +14,7 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from .app_data import sweep_stale_temporaries
-from .errors import D2IError
+from .errors import D2IError, ParamError
 from .images import open_image
 
 _EXIF_IFD = 0x8769
@@ -22,8 +22,9 @@ _USER_COMMENT = 0x9286
 # Text chunks other tools write, best first: AUTOMATIC1111 / Fooocus / ours, then InvokeAI, then ComfyUI.
 _METADATA_KEYS = ("parameters", "invokeai_metadata", "sd-metadata", "Dream", "prompt", "workflow")
 _NUMBERED_NAME = re.compile(r"^(\d+)-")
-# AUTOMATIC1111's field pattern: `Key: value` or `Key: "quoted, value"`, comma separated.
-_FIELD = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+# AUTOMATIC1111's settings line: `Key: value` or `Key: "quoted, value"`, comma separated.
+_QUOTED = re.compile(r'"(?:\\.|[^\\"])+"')
+MAX_PARAMETERS_CHARS = 100_000  # AUTOMATIC1111's own texts are a few KB; a long prompt and many LoRAs stay far below
 _NEGATIVE_PREFIX = "Negative prompt:"
 
 
@@ -221,10 +222,15 @@ def parse_parameters(text: str) -> dict[str, str]:
 
     Values stay strings exactly as written (quoted ones unescaped), e.g. {"Steps": "30", "Size": "512x512"}.
     """
+    if len(text) > MAX_PARAMETERS_CHARS:
+        raise ParamError(f"The picture's settings text is {len(text) // 1000:,} KB long, more than the "
+                         f"{MAX_PARAMETERS_CHARS // 1000} KB this app reads.", "Its settings cannot be used; type them in.")
     lines = text.replace("\r\n", "\n").rstrip("\n").split("\n")
     fields: dict[str, str] = {}
-    if len(_FIELD.findall(lines[-1])) >= 3:  # AUTOMATIC1111's test for a settings line
-        for key, value in _FIELD.findall(lines.pop()):
+    found = _settings_line(lines[-1])
+    if len(found) >= 3:  # AUTOMATIC1111's test for a settings line
+        lines.pop()
+        for key, value in found:
             fields[key.strip()] = _unquote(value.strip())
     prompt: list[str] = []
     negative: list[str] = []
@@ -235,6 +241,32 @@ def parse_parameters(text: str) -> dict[str, str]:
             line = line[len(_NEGATIVE_PREFIX):].removeprefix(" ")
         (negative if in_negative else prompt).append(line)
     return {"prompt": "\n".join(prompt), "negative_prompt": "\n".join(negative)} | fields
+
+
+def _settings_line(line: str) -> list[tuple[str, str]]:
+    """What AUTOMATIC1111's pattern `\\s*(\\w[\\w \\-/]+):\\s*("(?:\\\\.|[^\\\\"])+"|[^,]*)(?:,|$)` finds in `line`,
+    in linear time (the pattern itself backtracks quadratically on long lines without a colon)."""
+    found, pos = [], 0
+    while (colon := line.find(":", pos)) >= 0:
+        start = colon  # a key is the run of key characters just before the colon, starting with a word character
+        while start > pos and (line[start - 1].isalnum() or line[start - 1] in "_ -/"):
+            start -= 1
+        key = line[start:colon].lstrip(" -/")
+        if len(key) < 2:
+            pos = colon + 1
+            continue
+        value_start = colon + 1
+        while value_start < len(line) and line[value_start].isspace():
+            value_start += 1
+        quoted = _QUOTED.match(line, value_start)
+        if quoted and (quoted.end() == len(line) or line[quoted.end()] == ","):
+            end = quoted.end()
+        else:
+            end = line.find(",", value_start)
+            end = len(line) if end < 0 else end
+        found.append((key, line[value_start:end]))
+        pos = end + 1
+    return found
 
 
 def _unquote(value: str) -> str:

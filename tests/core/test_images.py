@@ -155,12 +155,20 @@ def test_working_size_needs_no_note(third_party_samples):
     ((4032, 3024), 1024, (1024, 768)),
     ((513, 301), 1024, (512, 304)),
     ((3024, 4032), 768, (576, 768)),
-    ((2000, 64), 1024, (1024, MIN_SIDE)),  # the short side never drops below the minimum
+    ((2000, 126), 1024, (1024, MIN_SIDE)),  # squeezed to 65 px, the nearest multiple of 8 is the minimum
     ((1020, 500), 1020, (1016, 504)),  # never above max_side, even when it is not a multiple of 8
     ((64, 64), 1024, (64, 64)),
 ])
 def test_snap_size(size, max_side, expected):
     assert snap_size(*size, max_side) == expected
+
+
+@pytest.mark.parametrize("size", [(20000, 100), (2000, 64), (100, 20000)])
+def test_an_image_its_fit_would_squeeze_under_the_minimum_is_refused_not_stretched(tmp_path, size):
+    path = tmp_path / "strip.png"
+    Image.new("RGB", size, "white").save(path)
+    with pytest.raises(ImageError, match=f"short side at \\d+ px, under the {MIN_SIDE} px minimum"):
+        load_image(path)
 
 
 def test_working_size_limit_below_minimum_is_refused():

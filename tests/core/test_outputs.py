@@ -2,12 +2,14 @@
 
 import json
 import os
+import random
+import re
 import sys
 
 import pytest
 from PIL import Image
 
-from d2i_desktop.core.errors import ImageError
+from d2i_desktop.core.errors import ImageError, ParamError
 from d2i_desktop.core.outputs import (
     OutputError,
     OutputExistsError,
@@ -17,6 +19,7 @@ from d2i_desktop.core.outputs import (
     save_png,
     save_unique_png,
 )
+from d2i_desktop.core.outputs import _unquote
 from d2i_desktop.core.params import GenerationParams, parameters_text
 
 A1111_TEXT = (
@@ -200,3 +203,30 @@ def test_round_trip_without_negative_prompt():
     fields = parse_parameters(parameters_text(params, seed=7, size=(512, 512), model_name="m"))
     assert fields["prompt"] == "mountains" and fields["negative_prompt"] == ""
     assert fields["Sampler"] == params.scheduler
+
+
+A1111_FIELD = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')  # AUTOMATIC1111's own pattern
+
+
+def test_the_settings_line_is_read_as_automatic1111_reads_it():
+    rng = random.Random(5)
+    lines = ["".join(rng.choice('ab :,"\\-/_é\t') for _ in range(rng.randint(1, 40))) for _ in range(5000)]
+    lines.append('Steps: 20, Sampler: DPM++ 2M, Lora hashes: "ink: 0123abcd, sky: 4567", Size: 512x512, Model: x')
+    for line in lines:
+        expected = A1111_FIELD.findall(line)
+        fields = parse_parameters(f"prompt\n{line}")
+        if len(expected) >= 3:
+            assert {k: v for k, v in fields.items() if k not in ("prompt", "negative_prompt")} == \
+                {key.strip(): _unquote(value.strip()) for key, value in expected}, line
+        else:
+            assert fields == {"prompt": f"prompt\n{line}", "negative_prompt": ""}, line
+
+
+def test_a_long_line_without_a_colon_is_prompt_text():
+    line = "a" * 30_000  # AUTOMATIC1111's pattern backtracks for seconds on this
+    assert parse_parameters(line) == {"prompt": line, "negative_prompt": ""}
+
+
+def test_settings_text_over_the_limit_is_refused_with_a_message():
+    with pytest.raises(ParamError, match="settings text is 150 KB long"):
+        parse_parameters("x" * 150_000)
