@@ -26,6 +26,7 @@ from PIL import Image
 from .acceleration import PRESETS, PerformanceSettings
 from .engine import Engine, pick_device, pick_dtype
 from .errors import D2IError
+from .guards import InvalidValues
 from .params import GenerationParams
 from .preview import PREVIEW_INTERVAL
 
@@ -47,7 +48,7 @@ class BenchConfig:
     repeats: int
     device: str
     dtype: torch.dtype
-    variants: tuple[str, ...] = ("plain", "fastest", "balanced", "low VRAM")
+    variants: tuple[str, ...] = ("plain", "balanced", "low VRAM", "fastest")  # run in this order: compile waits last
 
     @classmethod
     def for_device(cls, quick: bool | None = None, device: str | None = None, repeats: int | None = None,
@@ -63,6 +64,7 @@ class BenchConfig:
 class SizeResult:
     it_s: float
     s_per_image: float
+    ran: str = "eager"  # what ran the timed UNet steps, e.g. "CUDA graph of the eager step" or "mixed: …"
 
 
 @dataclass
@@ -132,8 +134,11 @@ def _rate(stamps: list[float]) -> float:
     return (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 and stamps[-1] > stamps[0] else float("nan")
 
 
-def _timed_runs(run: Callable[[], list[float]], repeats: int, device: str) -> SizeResult:
-    """`run` makes one image and returns its step timestamps; the mean over `repeats` runs."""
+def _timed_runs(run: Callable[[], list[float]], repeats: int, device: str, ran: Callable[[], dict] | None = None
+                ) -> SizeResult:
+    """`run` makes one image and returns its step timestamps; the mean over `repeats` runs. `ran` gives the
+    UNet calls so far by what ran them (UNetAccelerator.ran); without it the steps ran eagerly."""
+    before = dict(ran()) if ran else {}
     rates, seconds = [], []
     for _ in range(repeats):
         started = time.perf_counter()
@@ -141,11 +146,21 @@ def _timed_runs(run: Callable[[], list[float]], repeats: int, device: str) -> Si
         _sync(device)
         seconds.append(time.perf_counter() - started)
         rates.append(_rate(stamps))
-    return SizeResult(it_s=float(np.mean(rates)), s_per_image=float(np.mean(seconds)))
+    return SizeResult(it_s=float(np.mean(rates)), s_per_image=float(np.mean(seconds)),
+                      ran=what_ran(before, ran()) if ran else "eager")
+
+
+def what_ran(before: dict[str, int], after: dict[str, int]) -> str:
+    """The kind of UNet step that ran between two counts, or "mixed: …" with the number of calls of each."""
+    calls = {kind: after[kind] - before.get(kind, 0) for kind in after if after[kind] > before.get(kind, 0)}
+    if len(calls) == 1:
+        return next(iter(calls))
+    return "mixed: " + ", ".join(f"{count} {kind}" for kind, count in sorted(calls.items())) if calls else "eager"
 
 
 # -- (a) the plain pipeline, as its documentation shows it ------------------------------------
-def bench_plain(config: BenchConfig, folder: Path, depth: dict[int, torch.Tensor], say) -> tuple[VariantResult, Image.Image]:
+def bench_plain(config: BenchConfig, folder: Path, depth: dict[int, torch.Tensor], say,
+                on_size: Callable[[VariantResult], None] = lambda _result: None) -> tuple[VariantResult, Image.Image]:
     from diffusers import StableDiffusionDepth2ImgPipeline
 
     device = config.device
@@ -165,6 +180,7 @@ def bench_plain(config: BenchConfig, folder: Path, depth: dict[int, torch.Tensor
             stamps.append(time.perf_counter())
             return {}
 
+        extra.setdefault("depth_map", depth[size])  # as the engine gets it: depth estimation is timed on its own
         image = pipe(PROMPT, image=sample_photo(size), strength=STRENGTH, num_inference_steps=config.steps,
                      callback_on_step_end=on_step, **extra).images[0]
         return stamps, image
@@ -187,15 +203,20 @@ def bench_plain(config: BenchConfig, folder: Path, depth: dict[int, torch.Tensor
         if size != first_size:
             run(size)  # warm-up
         result.sizes[size] = _timed_runs(lambda: run(size)[0], config.repeats, device)
+        on_size(result)
     generator = torch.Generator(device).manual_seed(SEED)
-    _, reference = run(first_size, depth_map=depth[first_size], generator=generator, guidance_scale=GUIDANCE)
+    _, reference = run(first_size, generator=generator, guidance_scale=GUIDANCE, output_type="np")
+    if not np.isfinite(reference).all():
+        raise InvalidValues("The plain pipeline produced invalid values (NaN or infinity), so there is nothing to compare.",
+                            "Run the benchmark in another precision (fp32 or bf16).")
+    reference = pipe.numpy_to_pil(reference)[0]
     result.peak_gpu_mb = _peak_mb(device)
     return result, reference  # the pipeline is freed on return; the next variant starts from a clean slate
 
 
 # -- (b), (c): the engine ----------------------------------------------------------------------
-def bench_engine(config: BenchConfig, folder: Path, preset: str, depth_maps: dict[int, np.ndarray], say
-                 ) -> tuple[VariantResult, Image.Image]:
+def bench_engine(config: BenchConfig, folder: Path, preset: str, depth_maps: dict[int, np.ndarray], say,
+                 on_size: Callable[[VariantResult], None] = lambda _result: None) -> tuple[VariantResult, Image.Image]:
     device = config.device
     _reset_memory(device)
     precision = _precision(config.dtype)
@@ -243,7 +264,9 @@ def bench_engine(config: BenchConfig, folder: Path, preset: str, depth_maps: dic
             run(size)  # asks for this shape's compile
             until_compiled()
         run(size)  # warm-up: captures the CUDA graph
-        result.sizes[size] = _timed_runs(lambda: run(size)[0], config.repeats, device)
+        ran = (lambda: engine.accelerator.ran) if engine.accelerator is not None else None
+        result.sizes[size] = _timed_runs(lambda: run(size)[0], config.repeats, device, ran)
+        on_size(result)
     _, image = run(first_size)
     result.preview_pct = _preview_cost(lambda previews: run(first_size, previews), device)
     if engine.accelerator is not None and engine.accelerator.errors:
@@ -369,17 +392,24 @@ def _run(config: BenchConfig, say: Callable[[str], None], checkpoint: Path | Non
         depth_tensors = {size: torch.from_numpy(d)[None] for size, d in depth_maps.items()}
 
         variants, images = [], {}
-        if "plain" in config.variants:
-            say("(a) plain diffusers pipeline…")
-            plain, images["plain"] = bench_plain(config, folder, depth_tensors, say)
-            variants.append(plain)
-        for preset in PRESETS:
-            if preset in config.variants:
-                if checkpoint:
-                    write_json(_report(config, model_label, variants, images, wall), checkpoint)
-                say(f"engine, {preset} preset…")
-                result, images[preset] = bench_engine(config, folder, preset, depth_maps, say)
-                variants.append(result)
+
+        def save(partial: VariantResult | None = None) -> None:
+            """Write the figures so far, with those of the variant being measured: a cut run keeps them."""
+            if checkpoint:
+                write_json(_report(config, model_label, variants + ([partial] if partial else []), images, wall),
+                           checkpoint)
+
+        for name in config.variants:
+            if name == "plain":
+                say("plain diffusers pipeline…")
+                result, images["plain"] = bench_plain(config, folder, depth_tensors, say, save)
+            elif name in PRESETS:
+                say(f"engine, {name} preset…")
+                result, images[name] = bench_engine(config, folder, name, depth_maps, say, save)
+            else:
+                raise D2IError(f"Unknown benchmark variant '{name}'.", "Use plain or a preset name.")
+            variants.append(result)
+            save()
     return _report(config, model_label, variants, images, wall)
 
 
@@ -397,6 +427,7 @@ def _report(config: BenchConfig, model_label: str, variants: list[VariantResult]
         "strength": STRENGTH,
         "denoising_steps": int(config.steps * STRENGTH),
         "sizes": list(config.sizes),
+        "depth": "depth maps given to every variant: it/s, s/img and first image exclude depth estimation (see depth s)",
         "repeats": config.repeats,
         "versions": {"torch": torch.__version__, "diffusers": diffusers.__version__, "python": platform.python_version()},
         "variants": [_variant_dict(v) for v in variants],
@@ -430,28 +461,33 @@ def _figure(value, digits: int = 2) -> str:
 def format_table(report: dict) -> str:
     sizes = report["sizes"]
     header = ["variant"] + [f"it/s {s}" for s in sizes] + [f"s/img {s}" for s in sizes] + \
-             ["first img s", "load s", "depth s", "compiled s", "peak GPU MB", "preview %", "PSNR dB"]
-    plain_rates = next((v["sizes"] for v in report["variants"] if v["name"] == "plain diffusers"), None)
+             ["first img s", "load s", "depth s", "compiled s", "peak GPU MB", "preview %", "PSNR dB", "UNet steps ran"]
+    plain_rates = next((v["sizes"] for v in report["variants"] if v["name"] == "plain diffusers"), {})
     rows = []
     for v in report["variants"]:
         preset = v["name"].removeprefix("engine: ")
+        measured = {s: v["sizes"].get(str(s)) for s in sizes}  # a size is missing when the run was cut
         rates = []
-        for s in sizes:
-            rate = v["sizes"][str(s)]["it_s"]
+        for s, figures in measured.items():
             speedup = ""
-            if plain_rates and v["name"] != "plain diffusers":
-                speedup = f" ({rate / plain_rates[str(s)]['it_s']:.1f}x)"
-            rates.append(_figure(rate) + speedup)
-        rows.append([v["name"]] + rates + [_figure(v["sizes"][str(s)]["s_per_image"], 3) for s in sizes] + [
+            if figures and str(s) in plain_rates and v["name"] != "plain diffusers":
+                speedup = f" ({figures['it_s'] / plain_rates[str(s)]['it_s']:.1f}x)"
+            rates.append(_figure(figures and figures["it_s"]) + speedup)
+        ran = sorted({_short_ran(figures.get("ran", "eager")) for figures in measured.values() if figures})
+        rows.append([v["name"]] + rates + [_figure(figures and figures["s_per_image"], 3) for figures in measured.values()] + [
             _figure(v["first_image_s"]), _figure(v["load_s"]), _figure(v["depth_s"], 3), _figure(v["compile_ready_s"], 1),
             _figure(v["peak_gpu_mb"], 0), _figure(v["preview_pct"], 2),
-            _figure(report["psnr_vs_plain_db"].get(preset), 1) if v["name"] != "plain diffusers" else "ref"])
+            _figure(report["psnr_vs_plain_db"].get(preset), 1) if v["name"] != "plain diffusers" else "ref",
+            " / ".join(ran) or "n/a"])
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
     lines = [f"{report['model']} on {report['device']}, {report['dtype']}, {report['steps']} steps at strength "
-             f"{report['strength']} ({report['denoising_steps']} denoising steps), mean of {report['repeats']} runs"]
+             f"{report['strength']} ({report['denoising_steps']} denoising steps), mean of {report['repeats']} runs; "
+             + report.get("depth", "")]
     lines += ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)) for row in [header] + rows]
     for v in report["variants"]:
         lines.append(f"{v['name']}: {v['in_effect'] or 'eager'}")
+        lines += [f"    {size}: UNet steps ran as {figures.get('ran', 'eager')}" for size, figures in v["sizes"].items()
+                  if figures.get("ran", "eager") != "eager"]
         lines += [f"    not used: {note}" for note in v["fallbacks"]]
         large = v.get("large")
         if large:
@@ -464,6 +500,12 @@ def format_table(report: dict) -> str:
                 f"compiled step ready {_figure(restart['compiled_ready_s'], 1)} s after load, "
                 f"first compiled image {_figure(restart['first_compiled_image_s'])} s")))
     return "\n".join(lines)
+
+
+def _short_ran(ran: str) -> str:
+    """What ran, in a table cell: never a fast path's name for steps that ran eagerly."""
+    return {"CUDA graph of the eager step": "graph", "CUDA graph of the compiled step": "compiled+graph",
+            "compiled step": "compiled"}.get(ran, "mixed" if ran.startswith("mixed") else ran)
 
 
 def _strict(value):
@@ -481,3 +523,9 @@ def write_json(report: dict, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(_strict(report), indent=2, allow_nan=False), encoding="utf-8")
     return path
+
+
+if __name__ == "__main__":  # python -m d2i_desktop.core.bench bench.json: the table of a (possibly cut) run's JSON
+    import sys
+
+    print(format_table(json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))))
