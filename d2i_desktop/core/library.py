@@ -9,6 +9,7 @@ files themselves are never written.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from .app_data import read_json, sweep_stale_temporaries
+from .app_data import locked, read_json, sweep_stale_temporaries
 from .errors import D2IError
 from .lora_files import (
     EMBEDDING, LORA, WEIGHT_SUFFIXES, FileFacts, LibraryFileError, inspect_file, sha256_file, short_hash,
@@ -108,35 +109,38 @@ class Library:
         folder = Path(folder).expanduser().resolve()
         if not folder.is_dir():
             raise LibraryFileError(f"{folder} is not a folder.", "Choose a folder that holds LoRA or embedding files.")
-        settings = self._settings()
-        folders = settings.setdefault("folders", [])
-        if folder != self.root.resolve() and str(folder) not in folders:
-            folders.append(str(folder))
-            self._save_settings(settings)
+        with locked(self.settings_path):
+            settings = self._settings()
+            folders = settings.setdefault("folders", [])
+            if folder != self.root.resolve() and str(folder) not in folders:
+                folders.append(str(folder))
+                self._save_settings(settings)
 
     def remove_folder(self, folder: str | Path) -> None:
         """Stop scanning an extra folder (its files stay where they are)."""
         folder = Path(folder).expanduser().resolve()
-        settings = self._settings()
-        folders = settings.get("folders", [])
-        if str(folder) not in folders:
-            raise LibraryFileError(f"{folder} is not one of the library's extra folders.",
-                                   "See the folders with 'd2i library folders'.")
-        settings["folders"] = [f for f in folders if f != str(folder)]
-        self._save_settings(settings)
+        with locked(self.settings_path):
+            settings = self._settings()
+            folders = settings.get("folders", [])
+            if str(folder) not in folders:
+                raise LibraryFileError(f"{folder} is not one of the library's extra folders.",
+                                       "See the folders with 'd2i library folders'.")
+            settings["folders"] = [f for f in folders if f != str(folder)]
+            self._save_settings(settings)
 
     def edit(self, name: str, *, trigger_words: list[str] | None = None, default_weight: float | None = None,
              thumbnail: Path | None = None) -> None:
         """Save the user's trigger words, default weight or thumbnail for `name` (the file is left alone)."""
-        settings = self._settings()
-        edits = settings.setdefault("items", {}).setdefault(name, {})
-        if trigger_words is not None:
-            edits["trigger_words"] = [w.strip() for w in trigger_words if w.strip()]
-        if default_weight is not None:
-            edits["default_weight"] = float(default_weight)
-        if thumbnail is not None:
-            edits["thumbnail"] = str(thumbnail)
-        self._save_settings(settings)
+        with locked(self.settings_path):
+            settings = self._settings()
+            edits = settings.setdefault("items", {}).setdefault(name, {})
+            if trigger_words is not None:
+                edits["trigger_words"] = [w.strip() for w in trigger_words if w.strip()]
+            if default_weight is not None:
+                edits["default_weight"] = float(default_weight)
+            if thumbnail is not None:
+                edits["thumbnail"] = str(thumbnail)
+            self._save_settings(settings)
 
     def set_thumbnail(self, name: str, image: Image.Image, size: int = 256) -> Path:
         """Keep a small copy of `image` as `name`'s thumbnail."""
@@ -153,23 +157,32 @@ class Library:
 
     # -- scanning --------------------------------------------------------------------
     def items(self) -> list[LibraryItem]:
-        """Every weights file in the library's folders; a second file with a name already seen is marked unusable."""
+        """Every weights file in the library's folders; a second file with a name already seen is marked unusable.
+
+        What each file is comes from the scan cache when its size and modification time are unchanged.
+        """
         edits = self._settings().get("items", {})
+        cache = ScanCache(self.root.parent / "library-cache.json")
         found: list[LibraryItem] = []
         first: dict[tuple[str, str], LibraryItem] = {}
         for folder in self.folders():
             if not folder.is_dir():
                 continue
-            for path in sorted(folder.iterdir(), key=lambda p: p.name.lower()):
+            try:
+                paths = sorted(folder.iterdir(), key=lambda p: p.name.lower())
+            except OSError:  # an extra folder on a drive that is gone or not readable
+                continue
+            for path in paths:
                 if path.suffix.lower() not in WEIGHT_SUFFIXES or not path.is_file():
                     continue
-                item = describe(path, edits.get(path.stem, {}))
+                item = describe(path, edits.get(path.stem, {}), cache)
                 earlier = first.get((item.kind, item.name))
                 if earlier is not None and item.usable:
                     item.problem = f"Another {item.kind} named '{item.name}' comes first ({earlier.path})."
                 elif item.usable:
                     first[(item.kind, item.name)] = item
                 found.append(item)
+        cache.save()
         return found
 
     def find(self, name: str, kind: str) -> LibraryItem:
@@ -229,9 +242,10 @@ class Library:
         except (OSError, TrashPermissionError) as exc:
             raise LibraryFileError(f"Could not move {item.path.name} to the trash: {exc}.",
                                    "Check that the file is not open elsewhere and that you may change its folder.") from exc
-        settings = self._settings()
-        if settings.get("items", {}).pop(item.name, None) is not None:
-            self._save_settings(settings)
+        with locked(self.settings_path):
+            settings = self._settings()
+            if settings.get("items", {}).pop(item.name, None) is not None:
+                self._save_settings(settings)
 
 
 def prompt_name(stem: str) -> str:
@@ -246,11 +260,60 @@ def _valid_settings(data) -> bool:
             and isinstance(data.get("items", {}), dict) and all(isinstance(v, dict) for v in data.get("items", {}).values()))
 
 
-def describe(path: Path, edits: dict) -> LibraryItem:
-    """A LibraryItem for `path`: facts from the file and its sidecars, overridden by the user's edits."""
+class ScanCache:
+    """What each file was found to be, by path, size and modification time, kept in app data: a big or damaged
+    library is read once, not at every start. A damaged cache is simply rebuilt."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            entries = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            entries = {}
+        self._old = entries if isinstance(entries, dict) else {}
+        self._new: dict[str, dict] = {}
+
+    def facts(self, file: Path) -> FileFacts:
+        """`inspect_file(file)`, remembered; a remembered refusal is raised again."""
+        stat = file.stat()
+        stamp, key = [stat.st_size, stat.st_mtime_ns], str(file)
+        entry = self._old.get(key)
+        if isinstance(entry, dict) and entry.get("stamp") == stamp:
+            try:
+                return self._use(key, entry)
+            except (TypeError, KeyError):  # an entry this version does not understand: read the file again
+                pass
+        try:
+            entry = {"stamp": stamp, "facts": dataclasses.asdict(inspect_file(file))}
+        except D2IError as exc:
+            entry = {"stamp": stamp, "problem": exc.message}
+        return self._use(key, entry)
+
+    def _use(self, key: str, entry: dict) -> FileFacts:
+        facts = None if "problem" in entry else FileFacts(**entry["facts"])
+        self._new[key] = entry
+        if facts is None:
+            raise LibraryFileError(str(entry["problem"]))
+        return facts
+
+    def save(self) -> None:
+        """Keep the files seen in this scan (forgetting removed ones); written only when something changed."""
+        if self._new == self._old:
+            return
+        try:
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".library-", suffix=".json")
+            with os.fdopen(fd, "w", encoding="utf-8") as stream:
+                json.dump(self._new, stream, ensure_ascii=False)
+            os.replace(tmp, self.path)
+        except OSError:
+            pass  # only a cache: the next scan reads the files again
+
+
+def describe(path: Path, edits: dict, cache: ScanCache | None = None) -> LibraryItem:
+    """A LibraryItem for `path`: facts from the file (or `cache`) and its sidecars, overridden by the user's edits."""
     size = path.stat().st_size
     try:
-        facts: FileFacts = _cached(("facts", path), path, lambda: inspect_file(path))
+        facts: FileFacts = cache.facts(path) if cache else _cached(("facts", path), path, lambda: inspect_file(path))
     except D2IError as exc:
         return LibraryItem(path.stem, path, "", "", size, problem=exc.message)
     sidecar = read_sidecars(path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PIL import Image
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QObject, QSize, Qt, QThreadPool, Signal
 from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import (
     QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton,
@@ -20,6 +20,13 @@ NAME, WEIGHT, KIND, BASE, WORDS, SIZE = range(6)
 WEIGHT_STEPS = 100  # slider steps per 1.0 of weight
 FILE_FILTER = "LoRAs and embeddings (" + " ".join(f"*{s}" for s in WEIGHT_SUFFIXES) + ");;All files (*)"
 ICON_SIZE = 24
+
+
+class _ScanResults(QObject):
+    """Carries a background scan's items to the GUI thread."""
+
+    sig_done = Signal(int, object)
+    """Scan number, and the items (or the D2IError that stopped the scan)."""
 
 
 class WeightSlider(QWidget):
@@ -63,6 +70,10 @@ class LibraryPanel(QWidget):
         self.items: dict[str, LibraryItem] = {}  # by row key (kind:name)
         self._chosen: dict[str, tuple[bool, float]] = {}  # LoRA name -> (ticked, weight), kept across refreshes
         self._current_result: Image.Image | None = None
+        self._scan_number = 0
+        self.scanning = False  # a background scan is running and its result will be shown
+        self._scan_results = _ScanResults()
+        self._scan_results.sig_done.connect(self._scanned)
         self.setAcceptDrops(True)
 
         self.search = QLineEdit(objectName="librarySearch", placeholderText="Search name, trigger words, base model…",
@@ -92,7 +103,7 @@ class LibraryPanel(QWidget):
                                          toolTip="Move the selected file and its sidecar files to the trash")
         self.remove_button.clicked.connect(self.remove_current)
         refresh = QPushButton("Rescan", objectName="libraryRescanButton", toolTip="Read the library folders again")
-        refresh.clicked.connect(self.refresh)
+        refresh.clicked.connect(self.refresh_in_background)
         buttons = QHBoxLayout()
         for button in (import_button, folder_button, self.remove_button, refresh):
             buttons.addWidget(button)
@@ -107,7 +118,7 @@ class LibraryPanel(QWidget):
         layout.addWidget(self.tree, 1)
         layout.addLayout(buttons)
         layout.addWidget(self._details_box())
-        self.refresh()
+        self.refresh_in_background()
 
     def _details_box(self) -> QGroupBox:
         box = QGroupBox("Selected", objectName="libraryDetails")
@@ -138,11 +149,41 @@ class LibraryPanel(QWidget):
 
     # -- list ------------------------------------------------------------------------
     def refresh(self) -> None:
+        """Read the library folders now and show them: cheap after the first scan (the scan cache knows the files)."""
+        self._scan_number += 1
+        self.scanning = False
+        self._show(self.library.items())
+
+    def refresh_in_background(self) -> None:
+        """Read the library folders off the GUI thread (at start, on Rescan, for a new folder); the list follows."""
+        self._scan_number += 1
+        self.scanning = True
+        number, library, results = self._scan_number, self.library, self._scan_results
+
+        def scan():
+            try:
+                found = library.items()
+            except D2IError as exc:
+                found = exc
+            results.sig_done.emit(number, found)
+
+        QThreadPool.globalInstance().start(scan)
+
+    def _scanned(self, number: int, found) -> None:
+        if number != self._scan_number:  # a later scan or refresh replaces it
+            return
+        self.scanning = False
+        if isinstance(found, D2IError):
+            self.sig_message.emit(found.message, found.hint, "error")
+        else:
+            self._show(found)
+
+    def _show(self, found: list[LibraryItem]) -> None:
         current = self.current_item()
         self.tree.blockSignals(True)
         self.tree.clear()
         self.items.clear()
-        for item in self.library.items():
+        for item in found:
             key = f"{item.kind}:{item.name}" if item.usable else f"?:{item.path}"
             self.items[key] = item
             row = QTreeWidgetItem(self.tree, [item.name, "", item.kind if item.usable else "unusable",
@@ -318,7 +359,7 @@ class LibraryPanel(QWidget):
         except D2IError as exc:
             self.sig_message.emit(exc.message, exc.hint, "error")
             return
-        self.refresh()
+        self.refresh_in_background()
 
     def remove_current(self) -> None:
         item = self.current_item()

@@ -293,3 +293,29 @@ def test_names_that_cannot_be_written_in_a_lora_tag_are_sanitised_at_import(libr
     item = library.import_file(path)
     assert item.name == "night_ _city_style" and item.path.name == "night_ _city_style.safetensors"
     assert library.find("night_ _city_style", LORA).usable
+
+
+def test_the_scan_cache_remembers_files_by_path_size_and_mtime_across_starts(library, pipe, isolated_data_dir):
+    path = write_lora(library.root / "ink.safetensors", lora_state(pipe, "peft"))
+    (library.root / "cut.safetensors").write_bytes(path.read_bytes()[:100])
+    first = {item.name: item for item in Library().items()}
+    assert first["ink"].usable and "is damaged" in first["cut"].problem
+    assert (isolated_data_dir / "library-cache.json").is_file()
+
+    # Same size and modification time: the next start takes what the file is from the cache, without reading it.
+    stat = path.stat()
+    path.write_bytes(b"\0" * stat.st_size)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    again = {item.name: item for item in Library().items()}
+    assert again["ink"].usable and again["ink"].kind == LORA and again["cut"].problem == first["cut"].problem
+
+    # A changed modification time means a changed file: it is read again.
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    assert not {item.name: item for item in Library().items()}["ink"].usable
+
+
+def test_a_damaged_scan_cache_is_rebuilt(library, pipe, isolated_data_dir):
+    write_lora(library.root / "ink.safetensors", lora_state(pipe, "peft"))
+    (isolated_data_dir / "library-cache.json").write_text('{"' + str(library.root / "ink.safetensors") + '": {"stamp"')
+    assert [item.usable for item in Library().items()] == [True]
+    assert json.loads((isolated_data_dir / "library-cache.json").read_text())

@@ -2,6 +2,7 @@
 
 import json
 import os
+import threading
 
 import numpy as np
 import pytest
@@ -41,6 +42,7 @@ def panel(qtbot, library):
     panel = LibraryPanel(library)
     qtbot.addWidget(panel)
     panel.show()
+    qtbot.waitUntil(lambda: not panel.scanning, timeout=10_000)
     return panel
 
 
@@ -226,8 +228,28 @@ def test_an_empty_library_says_how_to_fill_it(qtbot, isolated_data_dir):
     empty = LibraryPanel(Library())
     qtbot.addWidget(empty)
     empty.show()
+    qtbot.waitUntil(lambda: not empty.scanning, timeout=10_000)
     assert empty.empty_hint.isVisible() and "Import" in empty.empty_hint.text()
 
 
 def test_the_hint_goes_once_the_library_has_files(panel):
     assert not panel.empty_hint.isVisible()
+
+
+def test_the_library_is_scanned_off_the_gui_thread(qtbot, library, monkeypatch):
+    release, scanned_in = threading.Event(), []
+    real_items = Library.items
+
+    def slow_items(self):  # the real scan, held back until the test lets it go
+        scanned_in.append(threading.current_thread())
+        release.wait(10)
+        return real_items(self)
+
+    monkeypatch.setattr(Library, "items", slow_items)
+    panel = LibraryPanel(library)  # returns while the scan waits
+    qtbot.addWidget(panel)
+    assert panel.scanning and names_shown(panel) == []
+    release.set()
+    qtbot.waitUntil(lambda: not panel.scanning, timeout=10_000)
+    assert sorted(names_shown(panel)) == ["broken", "grain", "ink", "moody"]
+    assert scanned_in and threading.main_thread() not in scanned_in
