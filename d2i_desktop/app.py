@@ -37,12 +37,12 @@ def apply_app_identity(app) -> None:
     from PySide6.QtGui import QIcon
 
     from . import __version__
-    from .core.paths import APP_NAME, app_resources_dir
+    from .core.paths import APP_ID, APP_NAME, app_resources_dir
 
     app.setApplicationName(APP_NAME)
     app.setOrganizationName(APP_NAME)
     app.setApplicationVersion(__version__)
-    app.setDesktopFileName(APP_NAME)
+    app.setDesktopFileName(APP_ID)
     resources = app_resources_dir()
     if resources is not None:
         icon = QIcon(str(resources / "icons" / f"{APP_NAME}.svg"))
@@ -89,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     engine.set_performance(dataclasses.replace(load_performance(settings), device=engine.device))
     window = MainWindow(WorkerThread(engine), settings)
     window.show()
+    logging.getLogger(__name__).info("window shown")  # start-up time is measured up to here (benchmarks/startup.py)
     ModelRegistry().entries()  # a damaged model list is kept aside now, not at the first model switch
 
     def show_app_data_notices() -> None:  # after each job, so the model's own notice does not hide them

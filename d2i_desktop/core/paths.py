@@ -9,6 +9,7 @@ from pathlib import Path
 import platformdirs
 
 APP_NAME = "d2i-desktop"
+APP_ID = "org.d2idesktop.D2IDesktop"  # the desktop entry's and metainfo's name (resources/)
 
 
 def is_frozen() -> bool:

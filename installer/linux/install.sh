@@ -10,6 +10,7 @@
 set -eu
 
 APP=d2i-desktop
+APP_ID=org.d2idesktop.D2IDesktop  # names the menu entry, metainfo and icon, as desktops expect
 MARKER=.d2i-desktop-app  # marks a folder this script made, the only kind it replaces or removes
 data_home=${XDG_DATA_HOME:-$HOME/.local/share}
 applications=$data_home/applications
@@ -41,8 +42,8 @@ refresh_menus() {
 }
 
 remove_menu_entry() {
-    rm -f "$applications/$APP.desktop" "$metainfo/$APP.metainfo.xml" "$icons/scalable/apps/$APP.svg" \
-          "$icons"/*/apps/"$APP".png
+    rm -f "$applications/$APP_ID.desktop" "$metainfo/$APP_ID.metainfo.xml" "$icons/scalable/apps/$APP_ID.svg" \
+          "$icons"/*/apps/"$APP_ID".png
 }
 
 if [ "$mode" = uninstall ]; then
@@ -90,14 +91,14 @@ while IFS= read -r line; do
         Exec=*) printf 'Exec="%s" %%f\n' "$exec_path" ;;
         *) printf '%s\n' "$line" ;;
     esac
-done < "$resources/$APP.desktop" > "$applications/$APP.desktop"
-cp "$resources/$APP.metainfo.xml" "$metainfo/"
-cp "$resources/icons/$APP.svg" "$icons/scalable/apps/"
+done < "$resources/$APP_ID.desktop" > "$applications/$APP_ID.desktop"
+cp "$resources/$APP_ID.metainfo.xml" "$metainfo/"
+cp "$resources/icons/$APP.svg" "$icons/scalable/apps/$APP_ID.svg"
 for png in "$resources"/icons/"$APP"-*.png; do
     size=${png##*-}
     size=${size%.png}
     mkdir -p "$icons/${size}x${size}/apps"
-    cp "$png" "$icons/${size}x${size}/apps/$APP.png"
+    cp "$png" "$icons/${size}x${size}/apps/$APP_ID.png"
 done
 refresh_menus
 echo "d2i-desktop installed in $target."

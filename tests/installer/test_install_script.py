@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from d2i_desktop.core.paths import APP_ID
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "installer" / "linux" / "install.sh"
 
@@ -53,13 +55,13 @@ def test_install_puts_the_app_in_the_menu_with_its_icon(tmp_path, home):
     app = share(home) / "d2i-desktop-app"
     assert subprocess.run([str(app / "d2i-desktop")], capture_output=True, text=True).stdout == "1\n"
     entry = ConfigParser(interpolation=None)
-    entry.read(share(home) / "applications" / "d2i-desktop.desktop")
+    entry.read(share(home) / "applications" / f"{APP_ID}.desktop")
     assert entry["Desktop Entry"]["Exec"] == f'"{app}/d2i-desktop" %f'
-    assert entry["Desktop Entry"]["Icon"] == "d2i-desktop"
-    assert (share(home) / "icons" / "hicolor" / "scalable" / "apps" / "d2i-desktop.svg").is_file()
+    assert entry["Desktop Entry"]["Icon"] == APP_ID
+    assert (share(home) / "icons" / "hicolor" / "scalable" / "apps" / f"{APP_ID}.svg").is_file()
     for size in (16, 32, 48, 64, 128, 256, 512):
-        assert (share(home) / "icons" / "hicolor" / f"{size}x{size}" / "apps" / "d2i-desktop.png").is_file()
-    assert (share(home) / "metainfo" / "d2i-desktop.metainfo.xml").is_file()
+        assert (share(home) / "icons" / "hicolor" / f"{size}x{size}" / "apps" / f"{APP_ID}.png").is_file()
+    assert (share(home) / "metainfo" / f"{APP_ID}.metainfo.xml").is_file()
 
 
 def test_upgrade_replaces_the_app_and_keeps_the_users_files(tmp_path, home):
@@ -77,8 +79,8 @@ def test_uninstall_removes_the_app_and_its_entry_but_never_the_users_files(tmp_p
     done = install(share(home) / "d2i-desktop-app", home, "--uninstall")  # the copy inside the installed app
     assert done.returncode == 0, done.stderr
     assert not (share(home) / "d2i-desktop-app").exists()
-    assert not (share(home) / "applications" / "d2i-desktop.desktop").exists()
-    assert not list((share(home) / "icons").rglob("d2i-desktop.*"))
+    assert not (share(home) / "applications" / f"{APP_ID}.desktop").exists()
+    assert not list((share(home) / "icons").rglob(f"{APP_ID}.*"))
     assert user_files_kept(home)
     assert "are kept" in done.stdout
 
@@ -86,7 +88,7 @@ def test_uninstall_removes_the_app_and_its_entry_but_never_the_users_files(tmp_p
 def test_a_folder_with_spaces_is_quoted_in_the_menu_entry(tmp_path, home):
     target = tmp_path / "My Apps" / "d2i"
     assert install(unpacked(tmp_path / "v1", "1"), home, str(target)).returncode == 0
-    entry = (share(home) / "applications" / "d2i-desktop.desktop").read_text()
+    entry = (share(home) / "applications" / f"{APP_ID}.desktop").read_text()
     assert f'Exec="{target}/d2i-desktop" %f' in entry
     assert subprocess.run([str(target / "d2i-desktop")], capture_output=True, text=True).stdout == "1\n"
 
