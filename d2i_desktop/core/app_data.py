@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from filelock import FileLock
+
 log = logging.getLogger(__name__)
 
 STALE_AFTER_S = 24 * 3600
@@ -31,6 +33,11 @@ def take_notices() -> list[str]:
         taken = list(_notices)
         _notices.clear()
     return taken
+
+
+def locked(path: Path) -> FileLock:
+    """Hold while reading, changing and writing `path`, so two running copies of the app never lose each other's changes."""
+    return FileLock(f"{path}.lock", timeout=10)
 
 
 def keep_aside(path: Path, what: str, why: str) -> Path | None:

@@ -16,7 +16,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from .app_data import read_json, sweep_stale_temporaries
+from .app_data import locked, read_json, sweep_stale_temporaries
 from .checkpoints import CHECKPOINT_SUFFIXES, build_parts_from_checkpoint, load_state_dict, require_sd2_depth, tensor_shapes
 from .demo import is_demo_model
 from .errors import ModelError
@@ -175,12 +175,12 @@ class ModelRegistry:
         return next((e for e in self.entries() if e.source in names), None)
 
     def save(self, entry: ModelEntry) -> ModelEntry:
-        with _REGISTRY_LOCK:
+        with _REGISTRY_LOCK, locked(self.path):
             self._write([e for e in self.entries() if e.source != entry.source] + [entry])
         return entry
 
     def remove(self, source: str) -> None:
-        with _REGISTRY_LOCK:
+        with _REGISTRY_LOCK, locked(self.path):
             self._write([e for e in self.entries() if e.source not in _spellings(source)])
 
     def _write(self, entries: list[ModelEntry]) -> None:
