@@ -1,7 +1,8 @@
 """The canvas: the input picture, its depth map and the result, with zoom, pan and depth painting.
 
 Mouse: with the brush, left-drag paints, Alt+click picks a depth; middle-drag or Space+drag pans
-(with the hand tool, left-drag pans too). The wheel zooms, a double click fits.
+(with the hand tool, left-drag pans too). The wheel zooms, a double click fits. In the Compare view
+the input shows left of a split line and the result right of it; drag the line to compare.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 from ..core import depth as depth_maps
 from ..core.depth_view import model_view
 
-VIEW_INPUT, VIEW_RESULT, VIEW_SIDE_BY_SIDE = "Input", "Result", "Side by side"
-VIEW_MODES = (VIEW_INPUT, VIEW_RESULT, VIEW_SIDE_BY_SIDE)
+VIEW_INPUT, VIEW_RESULT, VIEW_SIDE_BY_SIDE, VIEW_COMPARE = "Input", "Result", "Side by side", "Compare"
+VIEW_MODES = (VIEW_INPUT, VIEW_RESULT, VIEW_SIDE_BY_SIDE, VIEW_COMPARE)
 OVERLAY_BLEND, OVERLAY_SIDE, OVERLAY_SPLIT = "Blended", "Side by side", "Split"
 OVERLAY_MODES = (OVERLAY_BLEND, OVERLAY_SIDE, OVERLAY_SPLIT)
 TOOL_PAN, TOOL_BRUSH, TOOL_PICK = "pan", "brush", "pick"
@@ -47,11 +48,12 @@ class DepthPicture:
         self.refit()
 
     def refit(self, box: tuple[int, int, int, int] | None = None) -> None:
-        """After an edit: recolour its box, or everything when the map's range moved (or no box is given)."""
-        low, high = float(self.depth.min()), float(self.depth.max())
-        if box is None or (low, high) != (self.low, self.high):
-            self.low, self.high = low, high
-            box = (0, 0, *self.depth.shape)
+        """After an edit: recolour its box on the same colour scale, so a stroke stays a stroke (values past
+        the scale show its end colours); an edit of the whole map (or no box) fits the scale to the map again."""
+        whole = (0, 0, *self.depth.shape)
+        if box is None or tuple(box) == whole:
+            self.low, self.high = float(self.depth.min()), float(self.depth.max())
+            box = whole
         self.recolour(box)
 
     def recolour(self, box: tuple[int, int, int, int]) -> None:
@@ -72,6 +74,8 @@ class Canvas(QWidget):
     """The brush was lifted."""
     sig_depth_picked = Signal(QPointF)
     """The user picked the depth at a point (depth-map pixels)."""
+    sig_view_mode_changed = Signal(str)
+    """The canvas shows another view (one of VIEW_MODES), chosen by the user or by a new picture."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -110,8 +114,7 @@ class Canvas(QWidget):
     def set_input(self, image: QImage | None) -> None:
         self.input_image, self.result_image = image, None
         self.set_depth(None)
-        self.view_mode = VIEW_INPUT
-        self.fit()
+        self.set_view_mode(VIEW_INPUT)
 
     def set_depth(self, image: QImage | None) -> None:
         """Show a ready-made depth picture (the map itself is then not editable here)."""
@@ -172,8 +175,7 @@ class Canvas(QWidget):
                                  Qt.TransformationMode.SmoothTransformation)
         self.result_image, self.result_is_preview = image, preview
         if self.view_mode == VIEW_INPUT and image is not None:
-            self.view_mode = VIEW_SIDE_BY_SIDE
-            self.fit()
+            self.set_view_mode(VIEW_SIDE_BY_SIDE)
         self.update()
 
     def set_overlay(self, visible: bool, opacity: float | None = None) -> None:
@@ -193,8 +195,10 @@ class Canvas(QWidget):
         self.update()
 
     def set_view_mode(self, mode: str) -> None:
-        self.view_mode = mode
+        changed, self.view_mode = mode != self.view_mode, mode
         self.fit()
+        if changed:
+            self.sig_view_mode_changed.emit(mode)
 
     def set_tool(self, tool: str) -> None:
         self.tool = tool
@@ -207,14 +211,16 @@ class Canvas(QWidget):
 
     # -- geometry --------------------------------------------------------------------
     def _shown_depth(self) -> QImage | None:
-        if not self.overlay_visible or self.depth_image is None:
+        if not self.overlay_visible or self.depth_image is None or self.view_mode == VIEW_COMPARE:
             return None
         return self.model_image if self.show_model_view and self.model_image is not None else self.depth_image
 
     def _panels(self) -> list[tuple[str, float]]:
-        """What the scene shows, left to right: ("input" | "depth" | "result", scene x)."""
+        """What the scene shows, left to right: ("input" | "depth" | "result" | "compare", scene x)."""
         if self.input_image is None:
             return []
+        if self.view_mode == VIEW_COMPARE:
+            return [("compare", 0.0)]
         kinds = [] if self.view_mode == VIEW_RESULT else ["input"]
         if kinds and self.overlay_mode == OVERLAY_SIDE and self._shown_depth() is not None:
             kinds.append("depth")
@@ -265,7 +271,7 @@ class Canvas(QWidget):
         scene = self.to_scene(point)
         if panel_x is None:
             width = self.input_image.width() if self.input_image is not None else 0
-            panel_x = next((x for kind, x in self._panels() if kind != "result" and x <= scene.x() < x + width), None)
+            panel_x = next((x for kind, x in self._panels() if kind in ("input", "depth") and x <= scene.x() < x + width), None)
             if panel_x is None or not 0 <= scene.y() < self.input_image.height():
                 return None
         return QPointF(scene.x() - panel_x, scene.y()), panel_x
@@ -274,13 +280,14 @@ class Canvas(QWidget):
         top, left, bottom, right = box
         return [QRectF(self.offset.x() + (x + left) * self.zoom, self.offset.y() + top * self.zoom,
                        (right - left) * self.zoom, (bottom - top) * self.zoom).toAlignedRect().adjusted(-2, -2, 2, 2)
-                for kind, x in self._panels() if kind != "result"]
+                for kind, x in self._panels() if kind in ("input", "depth")]
 
     def _split_x(self) -> float | None:
-        """The split line's widget x, when the split overlay is on screen."""
-        if self.overlay_mode != OVERLAY_SPLIT or self._shown_depth() is None:
+        """The split line's widget x, when the compare view or the split overlay is on screen."""
+        compare = self.view_mode == VIEW_COMPARE and self.result_image is not None
+        if not compare and (self.overlay_mode != OVERLAY_SPLIT or self._shown_depth() is None):
             return None
-        panel_x = next((x for kind, x in self._panels() if kind == "input"), None)
+        panel_x = next((x for kind, x in self._panels() if kind in ("input", "compare")), None)
         if panel_x is None:
             return None
         return self.offset.x() + (panel_x + self.split * self.input_image.width()) * self.zoom
@@ -305,6 +312,8 @@ class Canvas(QWidget):
                 self._draw_input(painter, target)
             elif kind == "depth":
                 self._draw_depth(painter, target)
+            elif kind == "compare":
+                self._draw_compare(painter, target)
             else:
                 self._draw_result(painter, target)
         painter.restore()
@@ -336,6 +345,14 @@ class Canvas(QWidget):
             cut = self.split * target.width()
             self._draw_depth(painter, QRectF(target.x() + cut, target.y(), target.width() - cut, target.height()),
                              QRectF(cut, 0, target.width() - cut, target.height()))
+
+    def _draw_compare(self, painter: QPainter, target: QRectF) -> None:
+        """Input left of the split line, result right of it (the input alone until there is a result)."""
+        painter.drawImage(target, self.input_image)
+        if self.result_image is not None:
+            cut = self.split * target.width()
+            painter.drawImage(QRectF(target.x() + cut, 0, target.width() - cut, target.height()), self.result_image,
+                              QRectF(cut, 0, target.width() - cut, target.height()))
 
     def _draw_result(self, painter: QPainter, target: QRectF) -> None:
         if self.result_image is None:
@@ -427,7 +444,7 @@ class Canvas(QWidget):
             self._fit = False
             self.update()
         elif self._dragging_split:
-            panel_x = next(x for kind, x in self._panels() if kind == "input")
+            panel_x = next(x for kind, x in self._panels() if kind in ("input", "compare"))
             self.split = min(max(self.to_scene(position).x() - panel_x, 0) / self.input_image.width(), 1.0)
             self.update()
         elif self._stroke_panel_x is not None:

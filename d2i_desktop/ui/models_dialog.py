@@ -71,16 +71,13 @@ class ModelsDialog(QDialog):
                  endpoint: str = "", repo_id: str = SD2_DEPTH_REPO):
         super().__init__(parent)
         self.setObjectName("modelsDialog")
-        self.setWindowTitle("Welcome to d2i-desktop" if first_run else "Models")
         self.setMinimumWidth(720)
         self.registry = registry or ModelRegistry()
         self.endpoint, self.repo_id = endpoint, repo_id  # a mirror or another SD2-depth repository may be given
+        self.current_source = ""  # the model in use, marked in the list
 
-        intro = QLabel(wordWrap=True)
-        intro.setText(
-            "<b>Choose a model to start.</b> d2i-desktop repaints photos with Stable Diffusion 2 <i>depth</i>. "
-            "Once a model is set up, the app works without the internet." if first_run else
-            "Double-click a model to switch to it; the previous one is unloaded.")
+        self.intro = QLabel(wordWrap=True)
+        self.set_first_run(first_run)
 
         self.model_list = QTreeWidget(objectName="modelList")
         self.model_list.setHeaderLabels(["Name", "Kind", "Size", "Last used"])
@@ -139,7 +136,7 @@ class ModelsDialog(QDialog):
         self.notice = NoticeBar()
         close = QPushButton("Close", clicked=self.close)
         layout = QVBoxLayout(self)
-        layout.addWidget(intro)
+        layout.addWidget(self.intro)
         layout.addWidget(self.known_box, 1)
         layout.addWidget(choices_box)
         layout.addWidget(self.download_box)
@@ -159,6 +156,19 @@ class ModelsDialog(QDialog):
         self.downloading = False
         self.refresh()
 
+    def set_first_run(self, first_run: bool) -> None:
+        """The welcome on the first start; the plain Models dialog whenever it is opened from the menu."""
+        self.setWindowTitle("Welcome to d2i-desktop" if first_run else "Models")
+        self.intro.setText(
+            "<b>Choose a model to start.</b> d2i-desktop repaints photos with Stable Diffusion 2 <i>depth</i>. "
+            "Once a model is set up, the app works without the internet." if first_run else
+            "Double-click a model to switch to it; the previous one is unloaded.")
+
+    def set_current(self, source: str) -> None:
+        """Mark the model in use."""
+        self.current_source = source
+        self.refresh()
+
     # -- lists -----------------------------------------------------------------------------------
     def refresh(self) -> None:
         self.model_list.clear()
@@ -168,6 +178,11 @@ class ModelsDialog(QDialog):
                                     format_bytes(entry.size_bytes) if entry.size_bytes else "", used])
             item.setData(0, Qt.ItemDataRole.UserRole, entry.source)
             item.setToolTip(0, entry.source)
+            if entry.source == self.current_source:
+                item.setText(0, f"{entry.name} (in use)")
+                font = item.font(0)
+                font.setBold(True)
+                item.setFont(0, font)
             self.model_list.addTopLevelItem(item)
         for column in range(4):
             self.model_list.resizeColumnToContents(column)

@@ -12,16 +12,16 @@ STYLES = {
 
 
 class NoticeBar(QFrame):
-    def __init__(self, parent=None):
+    def __init__(self, parent=None, object_name: str = "noticeBar", closable: bool = True):
         super().__init__(parent)
-        self.setObjectName("noticeBar")
+        self.setObjectName(object_name)
         self.level = "info"
         self.text = QLabel(objectName="noticeText", wordWrap=True)
         self.text.setTextInteractionFlags(self.text.textInteractionFlags() | self.text.textInteractionFlags().TextSelectableByMouse)
         self.action = QPushButton(objectName="noticeAction")
         self.action.clicked.connect(self._act)
         self._callback = None
-        close = QToolButton(text="✕", toolTip="Dismiss", autoRaise=True)
+        close = QToolButton(text="✕", toolTip="Dismiss", autoRaise=True, visible=closable)
         close.clicked.connect(self.hide)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(10, 6, 6, 6)
@@ -32,7 +32,7 @@ class NoticeBar(QFrame):
 
     def show_message(self, message: str, hint: str = "", level: str = "error") -> None:
         self.level = level
-        self.setStyleSheet(f"#noticeBar {{{STYLES[level]} border-radius:4px;}} QLabel {{border:none;}}")
+        self.setStyleSheet(f"#{self.objectName()} {{{STYLES[level]} border-radius:4px;}} QLabel {{border:none;}}")
         self.text.setText(f"<b>{_escape(message)}</b>" + (f"<br>{_escape(hint)}" if hint else ""))
         self.action.hide()
         self.show()
@@ -49,6 +49,10 @@ class NoticeBar(QFrame):
 
     def message(self) -> str:
         return self.text.text() if self.isVisible() else ""
+
+    def show_error(self, error) -> None:
+        """Show a D2IError's message and hint."""
+        self.show_message(error.message, error.hint)
 
 
 def _escape(text: str) -> str:

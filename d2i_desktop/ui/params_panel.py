@@ -30,8 +30,8 @@ class ParamsPanel(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.prompt = self._prompt_edit("promptEdit", "Describe the picture you want…", 90)
-        self.negative = self._prompt_edit("negativePromptEdit", "What to avoid (optional)…", 50)
+        self.prompt = self._prompt_edit("promptEdit", "Describe the picture you want…", 64)
+        self.negative = self._prompt_edit("negativePromptEdit", "What to avoid (optional)…", 40)
         self.strength = self._double_spin("strengthSpin", 0.01, 1.0, 0.05, 0.8, 2,
                                           "How much to repaint: low keeps the photo's look, 1 repaints it fully.")
         self.steps = QSpinBox(objectName="stepsSpin", minimum=1, maximum=MAX_STEPS, value=30)

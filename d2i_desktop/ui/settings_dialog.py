@@ -10,8 +10,8 @@ import dataclasses
 
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QHBoxLayout, QLabel, QListWidget, QStackedWidget,
-    QVBoxLayout, QWidget,
+    QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget,
+    QStackedWidget, QVBoxLayout, QWidget,
 )
 
 from ..core.acceleration import (
@@ -32,6 +32,9 @@ COMPILE_LABELS = {"off": "Off (eager)", "cuda-graphs": "CUDA graphs (no wait)",
 COMPILE_MODE_LABELS = {"default": "default", "max-autotune-no-cudagraphs": "max-autotune (slow to compile)"}
 OFFLOAD_LABELS = {"none": "None (all on the GPU)", "model": "Model CPU offload", "sequential": "Sequential CPU offload (slowest)"}
 CUSTOM = "custom"
+CUDA_OPTIONS = ("compile", "offload")  # the options only an NVIDIA GPU can use: grouped on the page
+NO_CUDA_HERE = "This computer has no NVIDIA GPU (CUDA), so these options cannot apply here."
+NOT_ON_THIS_DEVICE = "These options apply to an NVIDIA GPU (CUDA) only; the device above is not one."
 
 
 def load_performance(settings: QSettings) -> PerformanceSettings:
@@ -94,20 +97,30 @@ class PerformancePage(QWidget):
         self.in_effect = QLabel(objectName="inEffectLabel", wordWrap=True, textFormat=Qt.TextFormat.PlainText)
         self.in_effect.setStyleSheet("color: palette(placeholder-text);")
 
-        form = QFormLayout(self)
+        self.cuda_box = QGroupBox("NVIDIA GPU only", objectName="cudaOptionsBox")
+        self.cuda_note = QLabel(objectName="cudaNoteLabel", wordWrap=True)
+        cuda_form = QFormLayout(self.cuda_box)
+        cuda_form.addRow(self.cuda_note)
+        cuda_form.addRow("Acceleration", self.compile_combo)
+        cuda_form.addRow("Compile mode", self.compile_mode_combo)
+        cuda_form.addRow("Memory", self.offload_combo)
+
+        form = QFormLayout()
         form.addRow("Preset", self.preset_combo)
         form.addRow("Device", self.device_combo)
         form.addRow("Precision", self.precision_combo)
         form.addRow("Attention", self.attention_combo)
-        form.addRow("Acceleration", self.compile_combo)
-        form.addRow("Compile mode", self.compile_mode_combo)
-        form.addRow("Memory", self.offload_combo)
         for check in (self.channels_last_check, self.fuse_qkv_check, self.attention_slicing_check,
                       self.vae_slicing_check, self.vae_tiling_check):
             form.addRow("", check)
-        form.addRow(self.in_effect)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.cuda_box)
+        layout.addWidget(self.in_effect)
+        layout.addStretch(1)
 
         self.preset_combo.currentIndexChanged.connect(self._preset_chosen)
+        self.device_combo.currentIndexChanged.connect(self._sync_enabled)
         for combo in self._option_combos():
             combo.currentIndexChanged.connect(self._option_changed)
         for check in self._checks().values():
@@ -146,7 +159,18 @@ class PerformancePage(QWidget):
         self._sync_enabled()
 
     def show_report(self, report: PerformanceReport | None) -> None:
-        self.in_effect.setText(report.summary() if report else "Applied when a model is loaded.")
+        """What is in effect, and why any option outside the GPU-only group could not be honoured."""
+        if report is None:
+            self.in_effect.setText("Applied when a model is loaded.")
+            return
+        lines = ["In effect: " + (", ".join(report.applied) or "plain PyTorch") + "."]
+        grouped = tuple(option.replace("_", " ") + ":" for option in CUDA_OPTIONS)
+        lines += [note.replace(": ", " is not used: ", 1).capitalize() + "."
+                  for note in report.fallbacks if not (self._cuda_unusable() and note.startswith(grouped))]
+        self.in_effect.setText("\n".join(lines))
+
+    def _cuda_unusable(self) -> bool:
+        return "cuda" not in available_devices() or self.device_combo.currentData() not in ("auto", "cuda")
 
     def _preset_chosen(self) -> None:
         name = self.preset_combo.currentData()
@@ -162,6 +186,10 @@ class PerformancePage(QWidget):
 
     def _sync_enabled(self) -> None:
         self.compile_mode_combo.setEnabled(self.compile_combo.currentData() == "torch-compile")
+        unusable = self._cuda_unusable()
+        self.cuda_box.setEnabled(not unusable)
+        self.cuda_note.setVisible(unusable)
+        self.cuda_note.setText(NO_CUDA_HERE if "cuda" not in available_devices() else NOT_ON_THIS_DEVICE)
 
 
 class SettingsDialog(QDialog):

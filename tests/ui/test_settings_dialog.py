@@ -13,14 +13,14 @@ def test_presets_fill_the_options_and_editing_one_makes_it_custom(qtbot):
     page = PerformancePage()
     qtbot.addWidget(page)
     assert page.preset_combo.currentData() == "balanced" and page.settings() == PerformanceSettings()
-    assert not page.compile_mode_combo.isEnabled()
+    assert not page.compile_mode_combo.isEnabledTo(page.cuda_box)
 
     page.preset_combo.setCurrentIndex(page.preset_combo.findData("low VRAM"))
     assert page.settings() == PRESETS["low VRAM"]
     assert page.offload_combo.currentData() == "model" and page.vae_tiling_check.isChecked()
 
     page.preset_combo.setCurrentIndex(page.preset_combo.findData("fastest"))
-    assert page.compile_mode_combo.isEnabled() and page.fuse_qkv_check.isChecked()
+    assert page.compile_mode_combo.isEnabledTo(page.cuda_box) and page.fuse_qkv_check.isChecked()
     page.channels_last_check.setChecked(False)
     assert page.preset_combo.currentData() == "custom"
     assert page.settings() == PerformanceSettings(compile="torch-compile", fuse_qkv=True)
@@ -74,7 +74,7 @@ def test_settings_from_the_menu_are_applied_on_the_worker_thread(qtbot, window):
     original = engine.set_performance
     engine.set_performance = lambda s: (applied_on.append(threading.current_thread()), original(s))[1]
 
-    action = next(a for a in window.menuBar().findChildren(type(window.menuBar().actions()[0]))
+    action = next(a for menu in window.menuBar().actions() for a in menu.menu().actions()
                   if a.objectName() == "settingsAction")
     action.trigger()
     dialog = window.findChild(SettingsDialog)

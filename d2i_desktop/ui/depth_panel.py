@@ -1,0 +1,87 @@
+"""The depth panel: estimate, load and save the map, and how the canvas shows it."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLabel, QPushButton, QSlider, QWidget
+
+from ..core import depth as depth_maps
+from .canvas import OVERLAY_MODES, VIEW_MODES, Canvas
+
+
+class DepthPanel(QWidget):
+    sig_estimate = Signal()
+    """Estimate depth was pressed."""
+    sig_load = Signal()
+    """Load… was pressed: pick a depth file."""
+    sig_save = Signal()
+    """Save… was pressed: pick where to save the map."""
+
+    def __init__(self, canvas: Canvas, parent=None):
+        super().__init__(parent)
+        self.setObjectName("depthPanel")
+        self.canvas = canvas
+        self.estimate_button = QPushButton("Estimate depth", objectName="estimateDepthButton")
+        self.estimate_button.clicked.connect(self.sig_estimate)
+        self.load_button = QPushButton("Load…", objectName="loadDepthButton", toolTip="Load a depth map from a file")
+        self.load_button.clicked.connect(self.sig_load)
+        self.save_button = QPushButton("Save…", objectName="saveDepthButton", enabled=False,
+                                       toolTip="Save the edited depth map as 16-bit PNG or float .npy")
+        self.save_button.clicked.connect(self.sig_save)
+        self.overlay_check = QCheckBox("Show over image", objectName="depthOverlayCheck", checked=True,
+                                       toolTip="Show the depth with the picture (D)")
+        self.opacity_slider = QSlider(Qt.Orientation.Horizontal, objectName="depthOpacitySlider",
+                                      minimum=0, maximum=100, value=50, toolTip="Depth overlay opacity")
+        self.opacity_label = QLabel(objectName="depthOpacityLabel", minimumWidth=36,
+                                    alignment=Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.overlay_mode_combo = QComboBox(objectName="depthOverlayModeCombo",
+                                            toolTip="How the depth is shown with the image")
+        self.overlay_mode_combo.addItems(list(OVERLAY_MODES))
+        self.model_view_check = QCheckBox("What the model sees", objectName="modelViewCheck",
+                                          toolTip="The depth as the model receives it: shrunk to the latent grid "
+                                                  "(1/8 of each side) and stretched to -1..1, so only its shape counts")
+        self.colormap_combo = QComboBox(objectName="depthColormapCombo", toolTip="Depth colours (bright/yellow = near)")
+        self.colormap_combo.addItems(list(depth_maps.COLORMAPS))
+        self.colormap_combo.setCurrentText(canvas.cmap)
+        self.view_combo = QComboBox(objectName="viewCombo", toolTip="What the canvas shows (Compare: C)")
+        self.view_combo.addItems(list(VIEW_MODES))
+
+        files = QHBoxLayout()
+        files.addWidget(self.estimate_button, 1)
+        files.addWidget(self.load_button)
+        files.addWidget(self.save_button)
+        opacity = QHBoxLayout()
+        opacity.addWidget(self.opacity_slider, 1)
+        opacity.addWidget(self.opacity_label)
+        grid = QGridLayout(self)
+        grid.setContentsMargins(6, 6, 6, 6)
+        grid.addLayout(files, 0, 0, 1, 4)
+        grid.addWidget(self.overlay_check, 1, 0, 1, 2)
+        grid.addLayout(opacity, 1, 2, 1, 2)
+        grid.addWidget(QLabel("Overlay"), 2, 0)
+        grid.addWidget(self.overlay_mode_combo, 2, 1)
+        grid.addWidget(QLabel("Colours"), 2, 2)
+        grid.addWidget(self.colormap_combo, 2, 3)
+        grid.addWidget(QLabel("View"), 3, 0)
+        grid.addWidget(self.view_combo, 3, 1)
+        grid.addWidget(self.model_view_check, 3, 2, 1, 2)
+        grid.setColumnStretch(1, 1)
+        grid.setColumnStretch(3, 1)
+        grid.setRowStretch(4, 1)
+
+        self.overlay_check.toggled.connect(self._overlay_changed)
+        self.opacity_slider.valueChanged.connect(self._overlay_changed)
+        self.overlay_mode_combo.currentTextChanged.connect(canvas.set_overlay_mode)
+        self.model_view_check.toggled.connect(canvas.set_model_view)
+        self.colormap_combo.currentTextChanged.connect(canvas.set_colormap)
+        self.view_combo.currentTextChanged.connect(canvas.set_view_mode)
+        canvas.sig_view_mode_changed.connect(self.view_combo.setCurrentText)
+        self._overlay_changed()
+
+    def _overlay_changed(self) -> None:
+        self.opacity_label.setText(f"{self.opacity_slider.value()}%")
+        self.canvas.set_overlay(self.overlay_check.isChecked(), self.opacity_slider.value() / 100)
+
+    def set_state(self, can_estimate: bool, has_depth: bool) -> None:
+        self.estimate_button.setEnabled(can_estimate)
+        self.save_button.setEnabled(has_depth)
