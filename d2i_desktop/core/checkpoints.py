@@ -65,9 +65,7 @@ def parse_safetensors(path: str | Path) -> tuple[dict[str, tuple[str, tuple[int,
         if header_len < 2 or header_len > _MAX_HEADER_BYTES or 8 + header_len > size:
             raise SafetensorsDamage(f"its header is larger than the file (a corrupt safetensors header claiming "
                                     f"{header_len:,} bytes in a {size:,}-byte file)")
-        raw = handle.read(header_len)
-    if raw.count(b'"data_offsets"') > _MAX_ENTRIES:
-        raise SafetensorsDamage(f"implausible safetensors header (more than {_MAX_ENTRIES:,} tensors)")
+        raw = _read_header(handle, header_len)
     try:
         header = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -101,6 +99,19 @@ def parse_safetensors(path: str | Path) -> tuple[dict[str, tuple[str, tuple[int,
         if begin < previous_end:
             raise SafetensorsDamage("corrupt safetensors header: tensors overlap")
     return entries, metadata if isinstance(metadata, dict) else {}
+
+
+def _read_header(handle, length: int) -> bytes:
+    """The header's bytes, refused as soon as they hold more entries than any real file (before parsing them)."""
+    key, chunks, entries, tail, left = b'"data_offsets"', [], 0, b"", length
+    while left > 0 and (chunk := handle.read(min(1 << 20, left))):
+        left -= len(chunk)
+        entries += (tail + chunk).count(key)  # the tail is too short to hold a whole key: nothing counts twice
+        if entries > _MAX_ENTRIES:
+            raise SafetensorsDamage(f"implausible safetensors header (more than {_MAX_ENTRIES:,} tensors)")
+        chunks.append(chunk)
+        tail = chunk[-(len(key) - 1):]
+    return b"".join(chunks)
 
 
 def read_safetensors_header(path: str | Path) -> dict[str, tuple[str, tuple[int, ...]]]:
