@@ -50,6 +50,11 @@ def pick_dtype(device: str, preferred: str | None = None) -> torch.dtype:
     return torch.float16 if device.startswith("cuda") else torch.float32
 
 
+def generator_device(device: str) -> str:
+    """Where the seeded noise is drawn: the device itself, except on MPS (CPU there, as diffusers advises)."""
+    return "cpu" if device == "mps" else device
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     name: str
@@ -271,7 +276,7 @@ class Engine:
 
         first_seed = params.resolved_seed()
         seeds = [(first_seed + i) % (2**32) for i in range(params.num_images)]
-        generators = [torch.Generator(device="cpu" if self.device == "mps" else self.device).manual_seed(s) for s in seeds]
+        generators = [torch.Generator(device=generator_device(self.device)).manual_seed(s) for s in seeds]
         depth_tensor = torch.from_numpy(np.ascontiguousarray(depth, dtype=np.float32))[None]
         started = time.perf_counter()
         last_preview = -float("inf")

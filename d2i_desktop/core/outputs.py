@@ -49,11 +49,15 @@ def save_png(image: Image.Image, path: str | Path, parameters: str | None = None
     return save_new_file(_png_writer(image, parameters), [path])
 
 
-def save_unique_png(image: Image.Image, path: str | Path, parameters: str | None = None) -> Path:
-    """Like save_png, but if `path` is taken, use the first free `stem-1.png`, `stem-2.png`, ..."""
+def save_unique_png(image: Image.Image, path: str | Path, parameters: str | None = None,
+                    texts: dict[str, str] | None = None) -> Path:
+    """Like save_png, but if `path` is taken, use the first free `stem-1.png`, `stem-2.png`, ...
+
+    `texts`: more PNG text chunks (key -> text), e.g. the machine-readable record.
+    """
     path = Path(path)
     alternatives = (path.with_name(f"{path.stem}-{number}{path.suffix}") for number in itertools.count(1))
-    return save_new_file(_png_writer(image, parameters), itertools.chain([path], alternatives))
+    return save_new_file(_png_writer(image, parameters, texts), itertools.chain([path], alternatives))
 
 
 def save_numbered_png(image: Image.Image, folder: str | Path, seed: int, parameters: str | None = None) -> Path:
@@ -69,10 +73,12 @@ def save_numbered_png(image: Image.Image, folder: str | Path, seed: int, paramet
     return save_new_file(_png_writer(image, parameters), names)
 
 
-def _png_writer(image: Image.Image, parameters: str | None) -> Callable[[BinaryIO], None]:
+def _png_writer(image: Image.Image, parameters: str | None, texts: dict[str, str] | None = None) -> Callable[[BinaryIO], None]:
     info = PngInfo()
     if parameters is not None:
         info.add_text("parameters", parameters)  # switches to iTXt (UTF-8) for non-Latin-1 text
+    for key, text in (texts or {}).items():
+        info.add_text(key, text)
     return lambda file: image.save(file, format="PNG", pnginfo=info)
 
 

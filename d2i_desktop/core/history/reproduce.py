@@ -1,0 +1,130 @@
+"""Make a recorded picture again and say whether it came out identical, and if not, what changed since."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from PIL import Image
+
+from ..acceleration import PerformanceSettings
+from ..errors import D2IError
+from ..images import load_image, open_image
+from ..params import GenerationParams
+from .hashes import HashCache
+from .record import (RecordError, RunFacts, build_record, depth_path_for, levels_to_depth, read_depth_levels,
+                     save_with_record)
+
+# What a record holds that can make a picture come out differently, as (label, path into the record).
+_COMPARED = (
+    ("model weights (sha256)", ("model", "sha256")),
+    ("LoRAs", ("loras",)),
+    ("embeddings", ("embeddings",)),
+    ("input image pixels", ("input", "pixels_sha256")),
+    ("depth map", ("depth", "sha256")),
+    ("scheduler", ("scheduler", "class")),
+    ("scheduler config", ("scheduler", "config")),
+    ("generator device", ("generator_device",)),
+    ("device", ("device", "name")),
+    ("precision", ("precision",)),
+    ("speed options in effect", ("performance", "effective")),
+    ("d2i-desktop version", ("versions", "d2i-desktop")),
+    ("torch version", ("versions", "torch")),
+    ("diffusers version", ("versions", "diffusers")),
+    ("transformers version", ("versions", "transformers")),
+)
+
+_SAME_ELSEWHERE = {"device", "precision"}  # speed options' device and precision: compared as the device and precision used
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    saved: Path
+    identical: bool
+    max_difference: int  # largest difference of one 8-bit channel value
+    mean_difference: float
+    psnr: float  # dB; infinite when identical
+    changed: tuple[str, ...]  # "torch version: 2.4.0 then, 2.5.1 now", one per recorded item that differs
+
+    def summary(self) -> str:
+        if self.identical:
+            verdict = "identical to the recorded picture"
+        else:
+            verdict = (f"differs from the recorded picture: largest channel difference {self.max_difference}/255, "
+                       f"mean {self.mean_difference:.3f}, PSNR {self.psnr:.1f} dB")
+        lines = [f"{self.saved}: {verdict}"]
+        lines += [f"  changed since: {item}" for item in self.changed]
+        if not self.identical and not self.changed:
+            lines.append("  nothing recorded differs from now (a nondeterministic kernel on this device can cause this)")
+        return "\n".join(lines)
+
+
+def reproduce(picture: str | Path, record: dict, out: str | Path, say: Callable[[str], None] = lambda text: None,
+              engine=None) -> Reproduction:
+    """Run `record` (read from `picture`) again, save the new picture as `out` (a free name) and compare."""
+    from ..engine import Engine
+
+    picture = Path(picture)
+    recorded = record["input"]
+    if not recorded.get("path"):
+        raise RecordError("The picture was made from a pasted image, which was not kept.", "It cannot be made again.")
+    if not Path(recorded["path"]).is_file():
+        raise RecordError(f"The input image {recorded['path']} is no longer there.", "Put it back to make the picture again.")
+    depth_file = depth_path_for(picture)
+    if not depth_file.is_file():
+        raise RecordError(f"The depth map {depth_file.name} beside the picture is missing.", "Put it back to make the picture again.")
+    image = load_image(recorded["path"]).image
+    levels = read_depth_levels(depth_file)
+    params = dataclasses.replace(GenerationParams.from_json(json.dumps(record["params"])),
+                                 seed=record["batch"]["first_seed"], num_images=record["batch"]["size"])
+    if engine is None:
+        engine = Engine(device=record["device"]["type"], dtype=record["precision"])
+        requested = PerformanceSettings(**record["performance"]["requested"])
+        engine.set_performance(dataclasses.replace(requested, device=record["device"]["type"], precision=record["precision"]))
+        say(f"loading model {record['model']['source']} on {engine.device}…")
+        engine.load(record["model"]["source"])
+    say(f"generating seed {record['seed']} ({record['params']['steps']} steps)…")
+    result = engine.generate(params, image, levels_to_depth(levels))
+    index = record["batch"]["index"]
+    hashes = HashCache()
+    new_record = build_record(result, index, RunFacts.of(engine, hashes), recorded["path"], image, levels, hashes)
+    saved = save_with_record(result.images[index], out, result.parameters_text(index), new_record, levels)
+    return _compare(picture, result.images[index], record, new_record, saved)
+
+
+def _compare(picture: Path, new: Image.Image, record: dict, new_record: dict, saved: Path) -> Reproduction:
+    with open_image(picture) as old_image:
+        old = np.asarray(old_image.convert("RGB"), dtype=np.int16)
+    fresh = np.asarray(new.convert("RGB"), dtype=np.int16)
+    if old.shape != fresh.shape:
+        raise D2IError(f"The new picture is {new.width}x{new.height}, the recorded one {old.shape[1]}x{old.shape[0]}.",
+                       "The input image has changed.")
+    difference = np.abs(old - fresh)
+    mse = float(np.mean(difference.astype(np.float64) ** 2))
+    changed = tuple(change for label, keys in _COMPARED for change in _changes(label, _get(record, keys), _get(new_record, keys)))
+    return Reproduction(saved, not difference.any(), int(difference.max()), float(difference.mean()),
+                        math.inf if mse == 0 else 10 * math.log10(255 ** 2 / mse), changed)
+
+
+def _get(record: dict, keys: tuple[str, ...]):
+    for key in keys:
+        record = record.get(key) if isinstance(record, dict) else None
+    return record
+
+
+def _changes(label: str, then, now) -> list[str]:
+    """One line per differing item; dictionaries (scheduler config, speed options) are compared key by key."""
+    if isinstance(then, dict) and isinstance(now, dict):
+        return [f"{label} {key}: {_show(then.get(key))} then, {_show(now.get(key))} now"
+                for key in sorted(then.keys() | now.keys()) if key not in _SAME_ELSEWHERE and then.get(key) != now.get(key)]
+    return [f"{label}: {_show(then)} then, {_show(now)} now"] if then != now else []
+
+
+def _show(value) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return text if len(text) <= 80 else text[:77] + "…"
