@@ -1,4 +1,4 @@
-"""DESIGN.md's layer rule: core/ never imports Qt."""
+"""DESIGN.md's layer rules: core/ never imports Qt; the session model never imports widgets."""
 
 import ast
 import subprocess
@@ -24,6 +24,14 @@ def test_importing_every_core_module_loads_no_qt():
             f"for name in {modules!r}: importlib.import_module(name)\n"
             "import d2i_desktop.cli\n"
             "bad = [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'shiboken6')]\n"
+            "print(bad); sys.exit(1 if bad else 0)")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_the_session_model_imports_no_widgets():
+    code = ("import sys, d2i_desktop.session\n"
+            "bad = [m for m in sys.modules if m.startswith(('PySide6.QtWidgets', 'PySide6.QtGui'))]\n"
             "print(bad); sys.exit(1 if bad else 0)")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr

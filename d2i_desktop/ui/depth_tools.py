@@ -1,20 +1,18 @@
-"""Depth editing in the GUI: the edited map with its undo stack, and the tool panel that drives it."""
+"""The depth tools panel: brushes, whole-map tools, undo/redo and the 3D preview, driving the session's depth map."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
-from PySide6.QtCore import QObject, QPointF, Qt, Signal
-from PySide6.QtGui import QAction, QActionGroup, QImage, QKeySequence, QUndoCommand, QUndoStack
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction, QActionGroup, QImage, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy,
     QSlider, QToolButton, QVBoxLayout, QWidget,
 )
 
 from ..core import depth_edit
-from ..core.depth_edit import Brush, Patch, Stroke
 from ..core.errors import D2IError
+from ..session import DepthDocument
 from .canvas import TOOL_BRUSH, TOOL_PAN, TOOL_PICK, Canvas
 from .parallax_view import ParallaxView
 
@@ -26,143 +24,17 @@ TOOLS = (("Hand", TOOL_PAN, "Pan the view (H)", "H"), ("Raise", "raise", "Bring 
          ("Pick", TOOL_PICK, "Pick the depth to flatten to (I, or Alt+click with any brush)", "I"))
 
 
-class PatchCommand(QUndoCommand):
-    """One edit already applied to the map; undo and redo swap its box back and forth."""
-
-    def __init__(self, editor: "DepthEditor", patch: Patch, text: str):
-        super().__init__(text)
-        self.editor, self.patch = editor, patch
-        self._applied = True  # QUndoStack.push() calls redo(); the edit is on the map already
-
-    def redo(self):
-        if self._applied:
-            self._applied = False
-            return
-        self.patch.redo(self.editor.depth)
-        self.editor.sig_changed.emit(self.patch.box)
-
-    def undo(self):
-        self.patch.undo(self.editor.depth)
-        self.editor.sig_changed.emit(self.patch.box)
-
-
-class DepthEditor(QObject):
-    """The current depth map (float32, edited in place), the estimate it started from, and the undo stack."""
-
-    sig_painting = Signal(object)
-    """A stroke in progress changed the map; carries the (top, left, bottom, right) box of its latest dabs."""
-    sig_changed = Signal(object)
-    """An edit finished; carries the box it changed, or None when the map itself was replaced or cleared."""
-    sig_picked = Signal(float)
-    """A depth was picked for the flatten brush; carries it in the map's own units."""
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.depth: np.ndarray | None = None
-        self.estimate: np.ndarray | None = None
-        self.estimate_key = ""
-        self.brush = Brush()
-        self.undo_stack = QUndoStack(self)
-        self._stroke: Stroke | None = None
-
-    def clear(self) -> None:
-        """Forget the map, its estimate and its history (a new image is open)."""
-        self._stroke = None
-        self.depth = self.estimate = None
-        self.estimate_key = ""
-        self.undo_stack.clear()
-        self.sig_changed.emit(None)
-
-    def load(self, depth: np.ndarray, text: str, estimate_key: str | None = None) -> np.ndarray:
-        """Make `depth` the current map: undoably when it replaces one of the same size; the current array."""
-        depth = np.ascontiguousarray(depth, dtype=np.float32)
-        self.end_stroke()
-        if estimate_key is not None:
-            self.estimate, self.estimate_key = depth.copy(), estimate_key
-        if self.depth is None or self.depth.shape != depth.shape:
-            self.depth = depth.copy()
-            self.undo_stack.clear()
-        elif not np.array_equal(self.depth, depth):
-            self._push(depth_edit.replace(self.depth, depth), text)
-            return self.depth
-        self.sig_changed.emit(None)
-        return self.depth
-
-    def is_edited(self) -> bool:
-        """True when the map differs from the estimate (or there is no estimate to compare with)."""
-        return self.depth is not None and (self.estimate is None or not np.array_equal(self.depth, self.estimate))
-
-    def reset_to_estimate(self) -> bool:
-        if self.estimate is None or self.depth is None:
-            return False
-        self.load(self.estimate, "Reset to the estimate")
-        return True
-
-    def apply(self, tool, text: str) -> None:
-        """Run a whole-map tool (array -> new array) as one undoable edit."""
-        if self.depth is None:
-            return
-        self.end_stroke()
-        self._push(depth_edit.replace(self.depth, tool(self.depth)), text)
-
-    def _push(self, patch: Patch, text: str) -> None:
-        """Record an edit already made to the map, and announce it."""
-        self.undo_stack.push(PatchCommand(self, patch, text))
-        self.sig_changed.emit(patch.box)
-
-    def undo(self) -> None:
-        if self._stroke is None:  # never under a stroke: its snapshot would go stale
-            self.undo_stack.undo()
-
-    def redo(self) -> None:
-        if self._stroke is None:
-            self.undo_stack.redo()
-
-    # -- brushes -------------------------------------------------------------------------
-    def set_brush(self, **changes) -> None:
-        self.brush = dataclasses.replace(self.brush, **changes)
-
-    def begin_stroke(self, point: QPointF) -> None:
-        if self.depth is None or self.brush.kind not in depth_edit.BRUSHES:
-            return
-        self.end_stroke()
-        self._stroke = Stroke(self.depth, self.brush)
-        self._emit_box(self._stroke.move_to(point.x(), point.y()))
-
-    def continue_stroke(self, point: QPointF) -> None:
-        if self._stroke is not None:
-            self._emit_box(self._stroke.move_to(point.x(), point.y()))
-
-    def end_stroke(self) -> None:
-        stroke, self._stroke = self._stroke, None
-        patch = stroke.finish() if stroke is not None else None
-        if patch is not None:
-            self._push(patch, f"{stroke.brush.kind.capitalize()} stroke")
-
-    def pick(self, point: QPointF) -> float | None:
-        if self.depth is None:
-            return None
-        value = depth_edit.pick(self.depth, point.x(), point.y())
-        self.set_brush(target=value)
-        self.sig_picked.emit(value)
-        return value
-
-    def _emit_box(self, box) -> None:
-        if box is not None:
-            self.sig_painting.emit(box)
-
-
 def _slider(name: str, low: int, high: int, value: int, tip: str) -> QSlider:
     return QSlider(Qt.Orientation.Horizontal, objectName=name, minimum=low, maximum=high, value=value, toolTip=tip)
 
 
 class DepthToolsPanel(QWidget):
-    """Brushes, whole-map tools, undo/redo and the 3D preview, driving a DepthEditor and the canvas."""
+    """Brushes, whole-map tools, undo/redo and the 3D preview, driving the depth map and the canvas."""
 
     sig_failed = Signal(str, str)
     """A tool refused its settings; carries a message and a hint."""
 
-    def __init__(self, editor: DepthEditor, canvas: Canvas, parent=None):
+    def __init__(self, editor: DepthDocument, canvas: Canvas, parent=None):
         super().__init__(parent)
         self.setObjectName("depthToolsPanel")
         self.editor, self.canvas = editor, canvas
@@ -172,7 +44,7 @@ class DepthToolsPanel(QWidget):
         layout.addWidget(self._brush_box())
         layout.addWidget(self._map_box())
         self.parallax = ParallaxView()
-        self.parallax.setMinimumHeight(170)
+        self.parallax.setMinimumHeight(110)
         preview_box = QGroupBox("3D preview")
         QVBoxLayout(preview_box).addWidget(self.parallax)
         layout.addWidget(preview_box, 1)
@@ -184,21 +56,17 @@ class DepthToolsPanel(QWidget):
         editor.sig_painting.connect(canvas.paint_depth_box)
         editor.sig_changed.connect(self._on_changed)
         editor.sig_picked.connect(self._on_picked)
+        editor.sig_history_changed.connect(self._on_history_changed)
         self._update_enabled()
 
     # -- construction ------------------------------------------------------------------
     def _build_actions(self) -> None:
-        stack = self.editor.undo_stack
         self.undo_action = QAction("Undo depth edit", self, objectName="undoDepthAction", enabled=False,
                                    shortcut=QKeySequence.StandardKey.Undo)
         self.redo_action = QAction("Redo depth edit", self, objectName="redoDepthAction", enabled=False)
         self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
         self.undo_action.triggered.connect(self.editor.undo)
         self.redo_action.triggered.connect(self.editor.redo)
-        stack.canUndoChanged.connect(self.undo_action.setEnabled)
-        stack.canRedoChanged.connect(self.redo_action.setEnabled)
-        stack.undoTextChanged.connect(self._name_undo)
-        stack.redoTextChanged.connect(self._name_redo)
         self.tool_group = QActionGroup(self)
         for label, tool, tip, key in TOOLS:
             action = QAction(label, self.tool_group, checkable=True, toolTip=tip, objectName=f"tool{label}Action",
@@ -229,7 +97,7 @@ class DepthToolsPanel(QWidget):
         self.size_label, self.strength_label, self.hardness_label = QLabel(), QLabel(), QLabel()
         for slider in (self.size_slider, self.strength_slider, self.hardness_slider):
             slider.valueChanged.connect(self._brush_settings_changed)
-        self.target_label = QLabel(objectName="flattenTargetLabel")
+        self.target_label = QLabel(objectName="flattenTargetLabel", wordWrap=True)
         form = QFormLayout()
         for name, slider, label in (("Size", self.size_slider, self.size_label),
                                     ("Strength", self.strength_slider, self.strength_label),
@@ -242,7 +110,7 @@ class DepthToolsPanel(QWidget):
         form.addRow("Flatten to", self.target_label)
         history = QHBoxLayout()
         for action in (self.undo_action, self.redo_action):
-            button = QToolButton()
+            button = QToolButton()  # the icon; the action's text (what it undoes) is its tooltip
             button.setDefaultAction(action)
             history.addWidget(button, 1)
         layout = QVBoxLayout(box)
@@ -278,21 +146,22 @@ class DepthToolsPanel(QWidget):
         self.bright_combo.addItems(list(BRIGHT_MEANS))
         self.bright_combo.setCurrentText("Guess from the file")
 
-        row1 = QHBoxLayout()
-        for widget in (self.invert_button, self.blur_spin, self.blur_button, self.reset_button):
-            row1.addWidget(widget)
-        row2 = QHBoxLayout()
-        for label, widget in (("Near", self.near_spin), ("Far", self.far_spin), ("γ", self.gamma_spin)):
-            row2.addWidget(QLabel(label))
-            row2.addWidget(widget)
-        row2.addWidget(self.levels_button)
-        row3 = QHBoxLayout()
-        row3.addWidget(QLabel("Loading files:"))
-        row3.addWidget(self.bright_combo, 1)
-        layout = QVBoxLayout(box)
-        layout.addLayout(row1)
-        layout.addLayout(row2)
-        layout.addLayout(row3)
+        grid = QGridLayout(box)
+        grid.addWidget(self.invert_button, 0, 0, 1, 2)
+        grid.addWidget(self.reset_button, 0, 2, 1, 2)
+        grid.addWidget(QLabel("Radius"), 1, 0)
+        grid.addWidget(self.blur_spin, 1, 1)
+        grid.addWidget(self.blur_button, 1, 2, 1, 2)
+        for column, (label, widget) in enumerate((("Near", self.near_spin), ("Far", self.far_spin))):
+            grid.addWidget(QLabel(label), 2, 2 * column)
+            grid.addWidget(widget, 2, 2 * column + 1)
+        grid.addWidget(QLabel("γ"), 3, 0)
+        grid.addWidget(self.gamma_spin, 3, 1)
+        grid.addWidget(self.levels_button, 3, 2, 1, 2)
+        grid.addWidget(QLabel("Loading files"), 4, 0, 1, 2)
+        grid.addWidget(self.bright_combo, 4, 2, 1, 2)
+        grid.setColumnStretch(1, 1)
+        grid.setColumnStretch(3, 1)
         return box
 
     # -- behaviour ---------------------------------------------------------------------
@@ -323,11 +192,12 @@ class DepthToolsPanel(QWidget):
         self.strength_label.setText(f"{strength:.0%}")
         self.hardness_label.setText(f"{hardness:.0%}")
 
-    def _name_undo(self, text: str) -> None:
-        self.undo_action.setText(f"Undo {text.lower() or 'depth edit'}")
-
-    def _name_redo(self, text: str) -> None:
-        self.redo_action.setText(f"Redo {text.lower() or 'depth edit'}")
+    def _on_history_changed(self) -> None:
+        history = self.editor.history
+        for action, verb, text in ((self.undo_action, "Undo", history.undo_text()),
+                                   (self.redo_action, "Redo", history.redo_text())):
+            action.setEnabled(bool(text))
+            action.setText(f"{verb} {text.lower() or 'depth edit'}")
 
     def _grow_brush(self) -> None:
         size = self.size_slider.value()

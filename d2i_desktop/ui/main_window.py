@@ -1,4 +1,4 @@
-"""The main window: canvas in the middle, parameters and depth controls at the side."""
+"""The main window: the canvas in the middle, every panel a dock around it, all wired to the session."""
 
 from __future__ import annotations
 
@@ -8,27 +8,31 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from PySide6.QtCore import QSettings, QSize, Qt, Signal
-from PySide6.QtGui import QAction, QGuiApplication, QIcon, QImage, QKeySequence, QPixmap, QShortcut
+from PySide6.QtCore import QRect, QSettings, QSize, Qt, Signal
+from PySide6.QtGui import QAction, QActionGroup, QGuiApplication, QIcon, QImage, QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QDockWidget, QFileDialog, QGroupBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
-    QMainWindow, QProgressBar, QPushButton, QSlider, QSplitter, QVBoxLayout, QWidget,
+    QApplication, QDialog, QDialogButtonBox, QDockWidget, QFileDialog, QFrame, QHBoxLayout, QLabel, QListWidget,
+    QListWidgetItem, QMainWindow, QProgressBar, QPushButton, QScrollArea, QStyle, QTableWidget, QTableWidgetItem, QToolBar,
+    QVBoxLayout, QWidget,
 )
 
 from ..core import depth as depth_maps
 from ..core.demo import DEMO_LABEL
-from ..core.engine import GenerationResult, ModelInfo, StepInfo, image_key
+from ..core.engine import GenerationResult, ModelInfo, StepInfo
 from ..core.errors import D2IError
 from ..core.images import LoadedImage, load_image, prepare_image
 from ..core.outputs import parse_parameters, read_parameters, save_numbered_png, save_png
 from ..core.params import GenerationParams, params_from_fields
 from ..core.paths import default_output_dir
-from .canvas import OVERLAY_MODES, VIEW_MODES, Canvas, to_qimage
-from .depth_tools import DepthEditor, DepthToolsPanel
+from ..session import Session
+from .canvas import VIEW_COMPARE, VIEW_SIDE_BY_SIDE, Canvas, to_qimage
+from .depth_panel import DepthPanel
+from .depth_tools import DepthToolsPanel
 from .library_panel import LibraryPanel
 from .notice_bar import NoticeBar
 from .params_panel import ParamsPanel
 from .settings_dialog import SettingsDialog, load_performance, save_performance
+from .theme import THEME_SYSTEM, THEMES, apply_theme
 from .worker import WorkerThread
 
 log = logging.getLogger(__name__)
@@ -36,6 +40,11 @@ log = logging.getLogger(__name__)
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff *.gif);;All files (*)"
 DEPTH_FILTER = "Depth maps (*.png *.tif *.tiff *.npy);;All files (*)"
 DEPTH_SAVE_FILTERS = {"16-bit PNG (*.png)": ".png", "NumPy float32 array (*.npy)": ".npy"}
+FRAME_ALLOWANCE = QSize(16, 48)  # a window manager's border and title bar, not known before the window shows
+LARGEST_FIRST_SIZE = QSize(1680, 1050)
+MOUSE_HELP = (("Wheel", "Zoom"), ("Drag (hand tool), middle-drag or Space+drag", "Pan"), ("Double-click", "Fit"),
+              ("Left-drag (brush)", "Paint depth"), ("Alt+click", "Pick the depth to flatten to"),
+              ("Drag the split line", "Move the split (Compare view, Split overlay)"))
 
 
 def qimage_to_pil(image: QImage) -> Image.Image:
@@ -45,55 +54,111 @@ def qimage_to_pil(image: QImage) -> Image.Image:
     return Image.fromarray(rgba.copy(), "RGBA")
 
 
+def first_geometry(available: QRect) -> QRect:
+    """The window on a first start: most of the screen it opens on, frame included, centred; never larger."""
+    size = (available.size() - FRAME_ALLOWANCE).boundedTo(LARGEST_FIRST_SIZE)
+    rect = QRect(0, 0, size.width(), size.height())
+    rect.moveCenter(available.center())
+    rect.moveTop(max(rect.top(), available.top() + FRAME_ALLOWANCE.height() - FRAME_ALLOWANCE.width()))
+    return rect
+
+
+def standard_icon(theme_name: str, fallback: QStyle.StandardPixmap) -> QIcon:
+    """The desktop theme's icon when it has one, else Qt's own."""
+    return QIcon.fromTheme(theme_name, QApplication.style().standardIcon(fallback))
+
+
+class ShortcutSheet(QDialog):
+    """Every key of the window's actions, and what the mouse does on the canvas."""
+
+    def __init__(self, rows: list[tuple[str, str, str]], parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Keyboard shortcuts")
+        self.setObjectName("shortcutSheet")
+        self.table = QTableWidget(len(rows), 3, objectName="shortcutTable")
+        self.table.setHorizontalHeaderLabels(["Where", "Keys", "Does"])
+        self.table.verticalHeader().hide()
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        for row, cells in enumerate(rows):
+            for column, text in enumerate(cells):
+                self.table.setItem(row, column, QTableWidgetItem(text))
+        self.table.resizeColumnsToContents()
+        self.table.horizontalHeader().setStretchLastSection(True)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.table)
+        layout.addWidget(buttons)
+        self.resize(620, 560)
+
+
 class MainWindow(QMainWindow):
-    sig_request_model = Signal(str, bool)
-    sig_request_depth = Signal(str, object)
-    sig_request_generate = Signal(object, object, object)
-    sig_request_performance = Signal(object)
+    sig_request_model = Signal(int, str, bool)
+    sig_request_depth = Signal(int, str, object)
+    sig_request_generate = Signal(int, object, object, object)
+    sig_request_performance = Signal(int, object)
 
     def __init__(self, worker_thread: WorkerThread, settings: QSettings):
         super().__init__()
         self.setWindowTitle("d2i-desktop")
+        self.setDockOptions(QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks
+                            | QMainWindow.DockOption.AllowNestedDocks)
         self.worker_thread = worker_thread
         self.settings = settings
-        self.loaded: LoadedImage | None = None
-        self.image_key = ""
-        self.depth: np.ndarray | None = None
-        self.model: ModelInfo | None = None
+        self.session = Session(self)
+        self.depth_editor = self.session.depth
         self.models_dialog = None
-        self.result: GenerationResult | None = None
-        self.result_index = 0
-        self.busy = False
         self._depth_wanted = False
         self.performance_report = None
         self._performance_requested = False
+        self._hidden_panels: list[QWidget] = []
+        self.theme = apply_theme(self.settings.value("ui/theme", THEME_SYSTEM))
 
         self._build_widgets()
-        self._build_menus()
+        self._build_docks()
+        self._build_actions()
+        self._connect_session()
         self._connect_worker()
         self._restore_settings()
         self._update_actions()
+
+    # -- the state, as the session holds it -----------------------------------------------
+    @property
+    def busy(self) -> bool:
+        return self.session.busy
+
+    @property
+    def model(self) -> ModelInfo | None:
+        return self.session.model
+
+    @property
+    def depth(self) -> np.ndarray | None:
+        return self.session.depth.depth
+
+    @property
+    def result(self) -> GenerationResult | None:
+        return self.session.result
 
     # -- construction ----------------------------------------------------------------
     def _build_widgets(self) -> None:
         self.canvas = Canvas()
         self.canvas.sig_files_dropped.connect(lambda paths: self.open_image(paths[0]))
+        self.demo_notice = NoticeBar(object_name="demoNotice", closable=False)
         self.notice = NoticeBar()
-        self.depth_editor = DepthEditor(self)
-        self.depth_tools = DepthToolsPanel(self.depth_editor, self.canvas)
-        self.depth_tools.sig_failed.connect(self.notice.show_message)
         self.results_list = QListWidget(objectName="resultsList", viewMode=QListWidget.ViewMode.IconMode,
                                         flow=QListWidget.Flow.LeftToRight, wrapping=False, maximumHeight=96)
         self.results_list.setIconSize(QSize(72, 72))
-        self.results_list.currentRowChanged.connect(self.show_result)
+        self.results_list.currentRowChanged.connect(self.session.select_result)
         self.results_list.hide()
-
-        centre = QWidget()
+        centre = QWidget(objectName="centre")
         centre_layout = QVBoxLayout(centre)
-        centre_layout.setContentsMargins(6, 6, 6, 6)
+        centre_layout.setContentsMargins(4, 4, 4, 4)
+        centre_layout.setSpacing(4)
+        centre_layout.addWidget(self.demo_notice)
         centre_layout.addWidget(self.notice)
         centre_layout.addWidget(self.canvas, 1)
         centre_layout.addWidget(self.results_list)
+        self.setCentralWidget(centre)
 
         self.params_panel = ParamsPanel()
         self.params_panel.sig_submit.connect(self.generate)
@@ -102,152 +167,174 @@ class MainWindow(QMainWindow):
         self.generate_button.clicked.connect(self.generate)
         self.cancel_button = QPushButton("Cancel", objectName="cancelButton", toolTip="Cancel (Esc)", enabled=False)
         self.cancel_button.clicked.connect(self.cancel)
-        self.progress = QProgressBar(objectName="progressBar", textVisible=True, value=0)
-        self.progress.setFormat("Ready")
         self.save_button = QPushButton("Save", objectName="saveButton", toolTip="Save the result (Ctrl+S)", enabled=False)
         self.save_button.clicked.connect(self.save_result)
+        self.progress = QProgressBar(objectName="progressBar", textVisible=True)
+        self._reset_progress("Ready")
         buttons = QHBoxLayout()
         buttons.addWidget(self.generate_button, 2)
         buttons.addWidget(self.cancel_button, 1)
         buttons.addWidget(self.save_button, 1)
+        self.generate_panel = QWidget(objectName="generatePanel")
+        generate_layout = QVBoxLayout(self.generate_panel)
+        generate_layout.setContentsMargins(6, 6, 6, 6)
+        generate_layout.addWidget(self.params_panel)
+        generate_layout.addLayout(buttons)
+        generate_layout.addWidget(self.progress)
+        generate_layout.addStretch(1)
 
-        side = QWidget(objectName="sidePanel")
-        side.setMinimumWidth(320)
-        side_layout = QVBoxLayout(side)
-        side_layout.addWidget(self._depth_box())
-        side_layout.addWidget(self.params_panel)
-        side_layout.addLayout(buttons)
-        side_layout.addWidget(self.progress)
-        side_layout.addStretch(1)
-
-        splitter = QSplitter(Qt.Orientation.Horizontal)
-        splitter.addWidget(centre)
-        splitter.addWidget(side)
-        splitter.setStretchFactor(0, 1)
-        splitter.setSizes([900, 360])
-        self.setCentralWidget(splitter)
-        depth_dock = QDockWidget("Depth tools", self, objectName="depthToolsDock")
-        depth_dock.setWidget(self.depth_tools)
-        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, depth_dock)
+        self.depth_panel = DepthPanel(self.canvas)
+        self.depth_panel.sig_estimate.connect(self.estimate_depth)
+        self.depth_panel.sig_load.connect(self.load_depth_dialog)
+        self.depth_panel.sig_save.connect(self.save_depth_dialog)
+        self.depth_tools = DepthToolsPanel(self.session.depth, self.canvas)
+        self.depth_tools.sig_failed.connect(self.notice.show_message)
         self.library_panel = LibraryPanel()
         self.library_panel.sig_insert_text.connect(self.insert_in_prompt)
         self.library_panel.sig_message.connect(self.notice.show_message)
-        library_dock = QDockWidget("LoRAs and embeddings", self, objectName="libraryDock")
-        library_dock.setWidget(self.library_panel)
-        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, library_dock)
-        self.tabifyDockWidget(depth_dock, library_dock)
-        depth_dock.raise_()
 
         self.model_label = QLabel(objectName="modelLabel")
         self.statusBar().addPermanentWidget(self.model_label)
-        self.resize(1280, 800)
 
-    def _depth_box(self) -> QGroupBox:
-        box = QGroupBox("Depth")
-        self.estimate_button = QPushButton("Estimate depth", objectName="estimateDepthButton")
-        self.estimate_button.clicked.connect(self.estimate_depth)
-        load_depth = QPushButton("Load…", objectName="loadDepthButton", toolTip="Load a depth map from a file")
-        load_depth.clicked.connect(self.load_depth_dialog)
-        self.save_depth_button = QPushButton("Save…", objectName="saveDepthButton",
-                                             toolTip="Save the edited depth map as 16-bit PNG or float .npy")
-        self.save_depth_button.clicked.connect(self.save_depth_dialog)
-        self.overlay_mode_combo = QComboBox(objectName="depthOverlayModeCombo",
-                                            toolTip="How the depth is shown with the image")
-        self.overlay_mode_combo.addItems(list(OVERLAY_MODES))
-        self.overlay_mode_combo.currentTextChanged.connect(self.canvas.set_overlay_mode)
-        self.model_view_check = QCheckBox("What the model sees", objectName="modelViewCheck",
-                                          toolTip="The depth as the model receives it: shrunk to the latent grid "
-                                                  "(1/8 of each side) and stretched to -1..1, so only its shape counts")
-        self.model_view_check.toggled.connect(self.canvas.set_model_view)
-        self.overlay_check = QCheckBox("Show over image", objectName="depthOverlayCheck", checked=True)
-        self.overlay_check.toggled.connect(self._overlay_changed)
-        self.opacity_slider = QSlider(Qt.Orientation.Horizontal, objectName="depthOpacitySlider",
-                                      minimum=0, maximum=100, value=50, toolTip="Depth overlay opacity")
-        self.opacity_slider.valueChanged.connect(self._overlay_changed)
-        self.colormap_combo = QComboBox(objectName="depthColormapCombo", toolTip="Depth colours (bright/yellow = near)")
-        self.colormap_combo.addItems(list(depth_maps.COLORMAPS))
-        self.colormap_combo.setCurrentText("viridis")
-        self.colormap_combo.currentTextChanged.connect(self._show_depth)
-        self.view_combo = QComboBox(objectName="viewCombo", toolTip="What the canvas shows")
-        self.view_combo.addItems(list(VIEW_MODES))
-        self.view_combo.currentTextChanged.connect(self.canvas.set_view_mode)
+    def _build_docks(self) -> None:
+        def dock(title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+            # Scrolled, so a panel never makes the window larger than a small screen.
+            scroller = QScrollArea(widgetResizable=True, frameShape=QFrame.Shape.NoFrame)
+            scroller.setWidget(widget)
+            made = QDockWidget(title, self, objectName=name)
+            made.setWidget(scroller)
+            self.addDockWidget(area, made)
+            return made
 
-        row1 = QHBoxLayout()
-        row1.addWidget(self.estimate_button, 1)
-        row1.addWidget(load_depth)
-        row1.addWidget(self.save_depth_button)
-        row2 = QHBoxLayout()
-        row2.addWidget(self.overlay_check)
-        row2.addWidget(self.opacity_slider, 1)
-        row3 = QHBoxLayout()
-        row3.addWidget(QLabel("Colours"))
-        row3.addWidget(self.colormap_combo, 1)
-        row3.addWidget(QLabel("View"))
-        row3.addWidget(self.view_combo, 1)
-        row4 = QHBoxLayout()
-        row4.addWidget(QLabel("Overlay"))
-        row4.addWidget(self.overlay_mode_combo, 1)
-        row4.addWidget(self.model_view_check)
-        layout = QVBoxLayout(box)
-        layout.addLayout(row1)
-        layout.addLayout(row2)
-        layout.addLayout(row4)
-        layout.addLayout(row3)
-        return box
+        right, left = Qt.DockWidgetArea.RightDockWidgetArea, Qt.DockWidgetArea.LeftDockWidgetArea
+        self.generate_dock = dock("Generate", "generateDock", self.generate_panel, right)
+        self.depth_dock = dock("Depth", "depthDock", self.depth_panel, right)
+        self.depth_tools_dock = dock("Depth tools", "depthToolsDock", self.depth_tools, left)
+        self.library_dock = dock("LoRAs and embeddings", "libraryDock", self.library_panel, left)
+        self.tabifyDockWidget(self.depth_tools_dock, self.library_dock)
+        self.depth_tools_dock.raise_()
+        self.docks = [self.generate_dock, self.depth_dock, self.depth_tools_dock, self.library_dock]
 
-    def _build_menus(self) -> None:
-        def action(menu, text, slot, shortcut=None, name=None) -> QAction:
-            act = menu.addAction(text)
+    def _build_actions(self) -> None:
+        """Every menu, its actions, their keys and icons: the one place they are declared."""
+        style = QStyle.StandardPixmap
+
+        def add(menu, text, slot, shortcut=None, name=None, icon=None, checkable=False) -> QAction:
+            act = QAction(text, self, objectName=name or "", checkable=checkable)
             act.triggered.connect(slot)
-            if shortcut:
-                act.setShortcut(QKeySequence(shortcut))
-            if name:
-                act.setObjectName(name)
+            if shortcut is not None:
+                shortcuts = shortcut if isinstance(shortcut, list) else [shortcut]
+                act.setShortcuts([QKeySequence(key) for key in shortcuts])
+            if icon is not None:
+                act.setIcon(standard_icon(*icon))
+            menu.addAction(act)
             return act
 
         file_menu = self.menuBar().addMenu("&File")
-        action(file_menu, "&Open image…", self.open_image_dialog, QKeySequence.StandardKey.Open, "openAction")
-        action(file_menu, "&Paste image", self.paste_image, QKeySequence.StandardKey.Paste, "pasteAction")
+        self.open_action = add(file_menu, "&Open image…", self.open_image_dialog, QKeySequence.StandardKey.Open,
+                               "openAction", ("document-open", style.SP_DialogOpenButton))
+        add(file_menu, "&Paste image", self.paste_image, QKeySequence.StandardKey.Paste, "pasteAction",
+            ("edit-paste", style.SP_FileDialogContentsView))
         file_menu.addSeparator()
-        action(file_menu, "Use settings from a picture…", self.use_settings_dialog, name="useSettingsAction")
-        action(file_menu, "Load &depth map…", self.load_depth_dialog)
-        self.save_depth_action = action(file_menu, "Save depth map…", self.save_depth_dialog)
+        add(file_menu, "Use settings from a picture…", self.use_settings_dialog, name="useSettingsAction")
         file_menu.addSeparator()
-        self.save_action = action(file_menu, "&Save result", self.save_result, QKeySequence.StandardKey.Save)
-        self.save_as_action = action(file_menu, "Save result &as…", self.save_result_as, QKeySequence.StandardKey.SaveAs)
-        action(file_menu, "Choose output folder…", self.choose_output_dir)
+        self.save_action = add(file_menu, "&Save result", self.save_result, QKeySequence.StandardKey.Save,
+                               "saveAction", ("document-save", style.SP_DialogSaveButton))
+        self.save_as_action = add(file_menu, "Save result &as…", self.save_result_as, QKeySequence.StandardKey.SaveAs,
+                                  "saveAsAction", ("document-save-as", style.SP_DialogSaveButton))
+        add(file_menu, "Choose output folder…", self.choose_output_dir, icon=("folder", style.SP_DirIcon))
         file_menu.addSeparator()
-        action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        add(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit, icon=("application-exit",
+                                                                                   style.SP_DialogCloseButton))
 
         edit_menu = self.menuBar().addMenu("&Edit")
+        self.depth_tools.undo_action.setIcon(standard_icon("edit-undo", style.SP_ArrowBack))
+        self.depth_tools.redo_action.setIcon(standard_icon("edit-redo", style.SP_ArrowForward))
         edit_menu.addAction(self.depth_tools.undo_action)
         edit_menu.addAction(self.depth_tools.redo_action)
         edit_menu.addSeparator()
-        action(edit_menu, "Se&ttings…", self.show_settings_dialog, "Ctrl+,", "settingsAction")
+        add(edit_menu, "Se&ttings…", self.show_settings_dialog, "Ctrl+,", "settingsAction",
+            ("preferences-system", style.SP_FileDialogDetailedView))
+
+        depth_menu = self.menuBar().addMenu("&Depth")
+        add(depth_menu, "&Estimate depth", self.estimate_depth, "Ctrl+E", "estimateDepthAction",
+            ("view-refresh", style.SP_BrowserReload))
+        add(depth_menu, "&Load depth map…", self.load_depth_dialog, name="loadDepthAction")
+        self.save_depth_action = add(depth_menu, "&Save depth map…", self.save_depth_dialog, name="saveDepthAction")
+        depth_menu.addSeparator()
+        add(depth_menu, "Show depth over the image", self.depth_panel.overlay_check.toggle, "D", "toggleOverlayAction")
+        depth_menu.addSeparator()
+        depth_menu.addActions(self.depth_tools.tool_group.actions())
+        self.addActions(self.depth_tools.tool_group.actions())  # their keys work while the panels are hidden too
 
         model_menu = self.menuBar().addMenu("&Model")
-        action(model_menu, "&Models…", self.show_models_dialog, "Ctrl+M", "modelsAction")
-        action(model_menu, "Open model &folder…", self.open_model_dialog)
-        action(model_menu, "Use the &demo model", self.use_demo_model)
+        add(model_menu, "&Models…", self.show_models_dialog, "Ctrl+M", "modelsAction", ("drive-harddisk", style.SP_DriveHDIcon))
+        add(model_menu, "Open model &folder…", self.open_model_dialog, icon=("folder-open", style.SP_DirOpenIcon))
+        add(model_menu, "Use the &demo model", self.use_demo_model)
 
         generate_menu = self.menuBar().addMenu("&Generate")
-        action(generate_menu, "&Generate", self.generate, "Ctrl+Return")
-        action(generate_menu, "&Cancel", self.cancel, "Escape")
-        QShortcut(QKeySequence("Ctrl+Enter"), self, self.generate)
+        self.generate_action = add(generate_menu, "&Generate", self.generate, ["Ctrl+Return", "Ctrl+Enter"],
+                                   "generateAction", ("media-playback-start", style.SP_MediaPlay))
+        self.cancel_action = add(generate_menu, "&Cancel", self.cancel, "Escape", "cancelAction",
+                                 ("process-stop", style.SP_BrowserStop))
+        self.generate_button.setIcon(self.generate_action.icon())
+        self.cancel_button.setIcon(self.cancel_action.icon())
+        self.save_button.setIcon(self.save_action.icon())
 
         view_menu = self.menuBar().addMenu("&View")
-        action(view_menu, "Fit to window", self.canvas.fit, "Ctrl+0")
-        action(view_menu, "Zoom in", lambda: self.canvas.zoom_by(1.25), QKeySequence.StandardKey.ZoomIn)
-        action(view_menu, "Zoom out", lambda: self.canvas.zoom_by(0.8), QKeySequence.StandardKey.ZoomOut)
-        action(view_menu, "Toggle depth overlay", self.overlay_check.toggle, "D")
+        self.compare_action = add(view_menu, "&Compare before and after", self.toggle_compare, "C", "compareAction",
+                                  ("view-split-left-right", style.SP_FileDialogListView), checkable=True)
+        self.compare_action.setIconText("Compare")
+        self.canvas.sig_view_mode_changed.connect(lambda mode: self.compare_action.setChecked(mode == VIEW_COMPARE))
+        add(view_menu, "Fit to window", self.canvas.fit, "Ctrl+0", "fitAction", ("zoom-fit-best", style.SP_TitleBarMaxButton))
+        add(view_menu, "Zoom in", lambda: self.canvas.zoom_by(1.25), QKeySequence.StandardKey.ZoomIn, icon=("zoom-in", style.SP_ArrowUp))
+        add(view_menu, "Zoom out", lambda: self.canvas.zoom_by(0.8), QKeySequence.StandardKey.ZoomOut, icon=("zoom-out", style.SP_ArrowDown))
+        view_menu.addSeparator()
+        self.canvas_only_action = add(view_menu, "Canvas &only (hide the panels)", self.set_canvas_only, "F11",
+                                      "canvasOnlyAction", ("view-fullscreen", style.SP_TitleBarNormalButton),
+                                      checkable=True)
+        self.canvas_only_action.setIconText("Canvas only")
+        QShortcut(QKeySequence("Tab"), self.canvas, self.canvas_only_action.trigger,
+                  context=Qt.ShortcutContext.WidgetShortcut)  # Tab moves between fields everywhere else
+        panels_menu = view_menu.addMenu("&Panels")
+        for dock in self.docks:
+            panels_menu.addAction(dock.toggleViewAction())
+        theme_menu = view_menu.addMenu("&Theme")
+        themes = QActionGroup(self)
+        stored = self.settings.value("ui/theme", THEME_SYSTEM)
+        for key, label in THEMES.items():
+            choice = add(theme_menu, label, lambda _checked=False, key=key: self.set_theme(key), name=f"theme_{key}",
+                         checkable=True)
+            choice.setChecked(key == stored)
+            themes.addAction(choice)
+        QGuiApplication.styleHints().colorSchemeChanged.connect(self._system_theme_changed)
+
+        help_menu = self.menuBar().addMenu("&Help")
+        add(help_menu, "&Keyboard shortcuts", self.show_shortcuts, ["F1", "?"], "shortcutsAction",
+            ("help-contents", style.SP_DialogHelpButton))
+
+        self.toolbar = QToolBar("Main tools", self, objectName="mainToolbar", movable=False)
+        self.toolbar.setIconSize(QSize(20, 20))
+        self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        for item in (self.open_action, self.save_action, None, self.generate_action, self.cancel_action, None,
+                     self.compare_action, self.canvas_only_action):
+            self.toolbar.addAction(item) if item is not None else self.toolbar.addSeparator()
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.toolbar)
+
+    def _connect_session(self) -> None:
+        session = self.session
+        session.sig_jobs_changed.connect(self._on_jobs_changed)
+        session.sig_result_changed.connect(self._show_result)
+        session.depth.sig_changed.connect(self._on_depth_changed)
 
     def _connect_worker(self) -> None:
         worker = self.worker_thread.worker
         self.sig_request_model.connect(worker.load_model)
         self.sig_request_depth.connect(worker.estimate_depth)
         self.sig_request_generate.connect(worker.generate)
-        worker.sig_busy.connect(self._on_busy)
-        worker.sig_idle.connect(self._on_idle)
+        self.sig_request_performance.connect(worker.apply_performance)
+        worker.sig_job_started.connect(self.session.job_started)
+        worker.sig_job_ended.connect(self.session.job_ended)
         worker.sig_model_loaded.connect(self._on_model_loaded)
         worker.sig_depth_ready.connect(self._on_depth_ready)
         worker.sig_step.connect(self._on_step)
@@ -255,20 +342,77 @@ class MainWindow(QMainWindow):
         worker.sig_cancelled.connect(self._on_cancelled)
         worker.sig_failed.connect(self._on_failed)
         worker.sig_fix_offered.connect(self._offer_fix)
-        self.sig_request_performance.connect(worker.apply_performance)
         worker.sig_performance.connect(self._on_performance)
 
-    # -- settings --------------------------------------------------------------------
+    def attempt(self, action, *args):
+        """Run `action(*args)`; a D2IError it raises is shown in the notice bar and gives None."""
+        try:
+            return action(*args)
+        except D2IError as exc:
+            self.notice.show_message(exc.message, exc.hint)
+            return None
+
+    # -- settings and layout ---------------------------------------------------------
     def _restore_settings(self) -> None:
         geometry = self.settings.value("window/geometry")
-        if geometry is not None:
-            self.restoreGeometry(geometry)
+        if geometry is None or not self.restoreGeometry(geometry):
+            screen = self.screen() or QGuiApplication.primaryScreen()
+            self.setGeometry(first_geometry(screen.availableGeometry()))
+        state = self.settings.value("window/state")
+        if state is None or not self.restoreState(state):
+            side = [max(panel.minimumSizeHint().width() + 4, self.width() // 5)
+                    for panel in (self.depth_tools, self.generate_panel)]
+            self.resizeDocks([self.depth_tools_dock, self.generate_dock], side, Qt.Orientation.Horizontal)
         last_params = self.settings.value("params/last")
         if last_params:
             try:
                 self.params_panel.set_params(GenerationParams.from_json(last_params))
             except (ValueError, TypeError):
                 log.warning("ignoring unreadable saved parameters")
+
+    def set_canvas_only(self, on: bool) -> None:
+        """Hide every panel and the toolbar to show the picture alone; show again the ones that were shown."""
+        self.canvas_only_action.setChecked(on)
+        if on and not self._hidden_panels:
+            self._hidden_panels = [widget for widget in (*self.docks, self.toolbar) if widget.isVisible()]
+            for widget in self._hidden_panels:
+                widget.hide()
+        elif not on:
+            for widget in self._hidden_panels:
+                widget.show()
+            self._hidden_panels = []
+
+    def toggle_compare(self) -> None:
+        """Switch between the before/after split and side by side."""
+        self.canvas.set_view_mode(VIEW_SIDE_BY_SIDE if self.canvas.view_mode == VIEW_COMPARE else VIEW_COMPARE)
+
+    def set_theme(self, name: str) -> None:
+        self.settings.setValue("ui/theme", name)
+        self.theme = apply_theme(name)
+
+    def _system_theme_changed(self) -> None:
+        if self.settings.value("ui/theme", THEME_SYSTEM) == THEME_SYSTEM:
+            self.theme = apply_theme(THEME_SYSTEM)
+
+    def shortcut_rows(self) -> list[tuple[str, str, str]]:
+        """(menu, keys, what) for every action with keys, then the canvas's mouse gestures."""
+        rows = []
+        for menu_action in self.menuBar().actions():
+            menu = menu_action.menu()
+            for act in menu.actions() + [a for sub in menu.actions() if sub.menu() for a in sub.menu().actions()]:
+                keys = ", ".join(key.toString(QKeySequence.SequenceFormat.NativeText) for key in act.shortcuts())
+                if keys:
+                    rows.append((menu_action.text().replace("&", ""), keys, act.text().replace("&", "")))
+        rows.append(("Canvas", "Tab", "Canvas only (hide the panels)"))
+        rows.append(("Depth tools", "[  ]", "Smaller or larger brush"))
+        rows += [("Canvas", mouse, does) for mouse, does in MOUSE_HELP]
+        return rows
+
+    def show_shortcuts(self) -> ShortcutSheet:
+        sheet = ShortcutSheet(self.shortcut_rows(), self)
+        sheet.finished.connect(sheet.deleteLater)
+        sheet.open()
+        return sheet
 
     def output_dir(self) -> Path:
         return Path(self.settings.value("output/dir", str(default_output_dir())))
@@ -290,7 +434,7 @@ class MainWindow(QMainWindow):
         """Store the settings and have the worker apply them (after any running job)."""
         save_performance(self.settings, performance)
         self._performance_requested = True
-        self.sig_request_performance.emit(performance)
+        self.sig_request_performance.emit(self.session.add_job("Applying performance settings…").id, performance)
 
     def _on_performance(self, report) -> None:
         self.performance_report = report
@@ -303,10 +447,12 @@ class MainWindow(QMainWindow):
 
     # -- model -----------------------------------------------------------------------
     def load_model(self, source: str, make_demo: bool = False) -> None:
-        self.model = None
+        if self.model is not None and self.model.source == str(source):
+            self.statusBar().showMessage(f"{self.model.label} is already in use.", 5000)
+            return
+        self.session.set_model(None)
         self.model_label.setText("Loading model…")
-        self.sig_request_model.emit(source, make_demo)
-        self._update_actions()
+        self.sig_request_model.emit(self.session.add_job("Loading model…").id, str(source), make_demo)
 
     def open_model_dialog(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open a diffusers model folder")
@@ -314,15 +460,15 @@ class MainWindow(QMainWindow):
             self.load_model(folder)
 
     def show_models_dialog(self, first_run: bool = False):
-        """The Models dialog (the first-run dialog when `first_run`); one instance, kept for its downloads."""
+        """The Models dialog (the first-run welcome when `first_run`); one instance, kept for its downloads."""
         from .models_dialog import ModelsDialog
 
         if self.models_dialog is None:
             self.models_dialog = ModelsDialog(self, first_run=first_run)
             self.models_dialog.sig_use_model.connect(self.load_model)
             self.models_dialog.sig_use_demo.connect(self.use_demo_model)
-        else:
-            self.models_dialog.refresh()
+        self.models_dialog.set_first_run(first_run)
+        self.models_dialog.set_current(self.model.source if self.model is not None else "")
         self.models_dialog.show()
         self.models_dialog.raise_()
         return self.models_dialog
@@ -332,19 +478,21 @@ class MainWindow(QMainWindow):
         self.load_model(str(demo_model_dir()), make_demo=True)
 
     def _on_model_loaded(self, info: ModelInfo) -> None:
-        self.model = info
+        self.session.set_model(info)
         self.settings.setValue("model/source", info.source)
         self.settings.setValue("model/demo", info.is_demo)
         self.model_label.setText(f"Model: {info.label} · {info.device} {info.dtype}")
         self.model_label.setStyleSheet("color:#f0b429; font-weight:bold;" if info.is_demo else "")
+        if self.models_dialog is not None:
+            self.models_dialog.set_current(info.source)
         if info.is_demo:
-            self.notice.show_message(
-                f"Using the {DEMO_LABEL}: pictures will be noise.",
-                "Add a real SD2-depth model with Model ▸ Models… to make real pictures.", "warning")
-        elif info.notes:
-            self.notice.show_message(f"Model {info.name} loaded.", " ".join(info.notes), "info")
-        elif self.notice.level == "warning":
-            self.notice.hide()
+            self.demo_notice.show_message(f"Using the {DEMO_LABEL}: pictures will be noise.",
+                                          "Add a real SD2-depth model with Model ▸ Models… to make real pictures.",
+                                          "warning")
+        else:
+            self.demo_notice.hide()
+            if info.notes:
+                self.notice.show_message(f"Model {info.name} loaded.", " ".join(info.notes), "info")
         if self._depth_wanted:
             self.estimate_depth()
         self._update_actions()
@@ -357,10 +505,8 @@ class MainWindow(QMainWindow):
             self.open_image(path)
 
     def open_image(self, path: str | Path) -> bool:
-        try:
-            loaded = load_image(path)
-        except D2IError as exc:
-            self.notice.show_message(exc.message, exc.hint)
+        loaded = self.attempt(load_image, path)
+        if loaded is None:
             return False
         self.settings.setValue("paths/last_image", str(path))
         self.set_image(loaded, Path(path).name)
@@ -370,10 +516,8 @@ class MainWindow(QMainWindow):
         clipboard = QGuiApplication.clipboard()
         clip = clipboard.mimeData()
         if clip is not None and clip.hasImage():
-            try:
-                loaded = prepare_image(qimage_to_pil(clipboard.image()))
-            except D2IError as exc:
-                self.notice.show_message(exc.message, exc.hint)
+            loaded = self.attempt(lambda: prepare_image(qimage_to_pil(clipboard.image())))
+            if loaded is None:
                 return False
             self.set_image(loaded, "pasted image")
             return True
@@ -383,21 +527,17 @@ class MainWindow(QMainWindow):
         return False
 
     def set_image(self, loaded: LoadedImage, name: str) -> None:
-        self.loaded = loaded
-        self.image_key = image_key(loaded.image)
-        self.depth = None
-        self.result = None
+        self.session.open_image(loaded, name)
         self.results_list.clear()
         self.results_list.hide()
         self.canvas.set_input(to_qimage(loaded.image))
-        self.depth_editor.clear()
-        self.view_combo.setCurrentText(self.canvas.view_mode)
+        self._reset_progress("Ready")
         self.setWindowTitle(f"{name} — d2i-desktop")
         width, height = loaded.image.size
         self.statusBar().showMessage(f"{name}: {width}x{height}", 8000)
         if loaded.notes:
             self.notice.show_message(f"Opened {name} at {width}x{height}.", " ".join(loaded.notes), "info")
-        elif self.notice.level != "warning":
+        else:
             self.notice.hide()
         self.estimate_depth()
         self._update_actions()
@@ -409,15 +549,17 @@ class MainWindow(QMainWindow):
 
     def use_settings_from(self, path: str | Path) -> bool:
         """Fill the parameters from the generation settings a picture carries (this app's or AUTOMATIC1111's)."""
-        try:
+        def read():
             text = read_parameters(path)
             if text is None:
                 raise D2IError(f"{Path(path).name} carries no generation settings.",
                                "Pick a picture saved by this app or another Stable Diffusion tool.")
-            params, notes = params_from_fields(parse_parameters(text), self.params_panel.params())
-        except D2IError as exc:
-            self.notice.show_message(exc.message, exc.hint)
+            return params_from_fields(parse_parameters(text), self.params_panel.params())
+
+        found = self.attempt(read)
+        if found is None:
             return False
+        params, notes = found
         self.params_panel.set_params(params)
         if params.seed != self.params_panel.seed.value():
             notes.append(f"Seed {params.seed} is larger than the seed box holds; it is set to random.")
@@ -426,17 +568,18 @@ class MainWindow(QMainWindow):
 
     # -- depth -----------------------------------------------------------------------
     def estimate_depth(self) -> None:
-        if self.loaded is None:
+        image = self.session.image
+        if image is None:
             return
         if self.model is None:
             self._depth_wanted = True  # estimated as soon as the model is ready
             return
         self._depth_wanted = False
-        self.sig_request_depth.emit(self.image_key, self.loaded.image)
+        self.sig_request_depth.emit(self.session.add_job("Estimating depth…").id, self.session.image_key, image.image)
 
     def _on_depth_ready(self, key: str, depth: np.ndarray) -> None:
-        if key == self.image_key:
-            replaces_edits = self.depth_editor.is_edited()
+        if key == self.session.image_key:
+            replaces_edits = self.session.depth.is_edited()
             self.set_depth(depth, "Estimate depth", estimate_key=key)
             if replaces_edits:
                 self.notice.show_message("The depth is back to this image's estimate.",
@@ -444,34 +587,31 @@ class MainWindow(QMainWindow):
 
     def set_depth(self, depth: np.ndarray, text: str = "Set depth", estimate_key: str | None = None) -> None:
         """Make `depth` the map to edit and generate with; replacing a map of the same size is undoable."""
-        self.depth = self.depth_editor.load(depth, text, estimate_key)
-        self._show_depth()
-        self._update_actions()
+        self.session.depth.load(depth, text, estimate_key)
 
-    def _show_depth(self) -> None:
-        self.canvas.set_colormap(self.colormap_combo.currentText())
-        self.canvas.set_depth_map(self.depth)
+    def _on_depth_changed(self, box) -> None:
+        if box is None:
+            self._update_actions()
 
-    def _overlay_changed(self) -> None:
-        self.canvas.set_overlay(self.overlay_check.isChecked(), self.opacity_slider.value() / 100)
+    def _need_image(self) -> bool:
+        if self.session.image is None:
+            self.notice.show_message("Open a photo first.", "A depth map is loaded for the photo on the canvas.")
+        return self.session.image is not None
 
     def load_depth_dialog(self) -> None:
-        if self.loaded is None:
-            self.notice.show_message("Open a photo first.", "A depth map is loaded for the photo on the canvas.")
-            return
-        path, _ = QFileDialog.getOpenFileName(self, "Load a depth map", "", DEPTH_FILTER)
-        if path:
-            self.load_depth_file(path)
+        if self._need_image():
+            path, _ = QFileDialog.getOpenFileName(self, "Load a depth map", "", DEPTH_FILTER)
+            if path:
+                self.load_depth_file(path)
 
     def load_depth_file(self, path: str | Path) -> bool:
-        if self.loaded is None:
-            self.notice.show_message("Open a photo first.", "A depth map is loaded for the photo on the canvas.")
+        if not self._need_image():
             return False
-        try:
-            depth, notes = depth_maps.load_depth(path, self.loaded.image.size, self.depth_tools.bright_is_near())
-        except D2IError as exc:
-            self.notice.show_message(exc.message, exc.hint)
+        loaded = self.attempt(depth_maps.load_depth, path, self.session.image.image.size,
+                              self.depth_tools.bright_is_near())
+        if loaded is None:
             return False
+        depth, notes = loaded
         self._depth_wanted = False
         self.set_depth(depth, f"Load {Path(path).name}")
         self.notice.show_message(f"Depth map loaded from {Path(path).name}.", " ".join(notes), "info")
@@ -489,12 +629,9 @@ class MainWindow(QMainWindow):
     def save_depth_file(self, path: str | Path) -> Path | None:
         """Save the edited map: `.npy` as float32, anything else as 16-bit PNG; never overwrites."""
         save = depth_maps.save_depth_npy if Path(path).suffix.lower() == ".npy" else depth_maps.save_depth_png16
-        try:
-            saved = save(self.depth, path)
-        except D2IError as exc:
-            self.notice.show_message(exc.message, exc.hint)
-            return None
-        self.statusBar().showMessage(f"Depth map saved to {saved}", 8000)
+        saved = self.attempt(save, self.depth, path)
+        if saved is not None:
+            self.statusBar().showMessage(f"Depth map saved to {saved}", 8000)
         return saved
 
     # -- generation ------------------------------------------------------------------
@@ -502,27 +639,26 @@ class MainWindow(QMainWindow):
         if self.busy:
             self.statusBar().showMessage("Wait for the running job to finish, or cancel it (Esc).", 5000)
             return
-        if self.loaded is None:
+        if self.session.image is None:
             self.notice.show_message("Open a photo first.", "Generation repaints a photo; open one with Ctrl+O.")
             return
         if self.model is None:
             self.notice.show_message("No model is loaded yet.", "Wait for the model to load, or choose one in the Model menu.")
             return
-        try:
-            params = replace(self.params_panel.params(), loras=self.library_panel.selected_loras()).validated()
-        except D2IError as exc:
-            self.notice.show_message(exc.message, exc.hint)
+        params = self.attempt(lambda: replace(self.params_panel.params(),
+                                              loras=self.library_panel.selected_loras()).validated())
+        if params is None:
             return
         if self.notice.level == "error":
             self.notice.hide()
         self.settings.setValue("params/last", params.to_json())
         self.progress.setRange(0, params.denoising_steps)
-        self.progress.setValue(0)
-        self.progress.setFormat("Starting…")
+        self._reset_progress("Starting…")
         # A copy: the worker must not see strokes painted while it runs.
         depth = None if self.depth is None else self.depth.copy()
-        self.sig_request_generate.emit(params, self.loaded.image, depth)
-        self._on_busy("Generating…")  # at once, not when the worker says so: a second click must not queue a second run
+        # The job waits from now on, not from when the worker starts it: a second click must not queue a second run.
+        job = self.session.add_job("Generating…")
+        self.sig_request_generate.emit(job.id, params, self.session.image.image, depth)
 
     def insert_in_prompt(self, text: str) -> None:
         """Insert `text` (an embedding's token, trigger words) at the prompt's cursor, spaced from its neighbours."""
@@ -538,6 +674,10 @@ class MainWindow(QMainWindow):
             self.worker_thread.cancel()
             self.progress.setFormat("Cancelling…")
 
+    def _reset_progress(self, text: str) -> None:
+        self.progress.setValue(0)
+        self.progress.setFormat(text)
+
     def _on_step(self, info: StepInfo) -> None:
         rate = info.step / info.elapsed if info.elapsed > 0 else 0.0
         left = (info.total - info.step) / rate if rate else 0.0
@@ -546,38 +686,34 @@ class MainWindow(QMainWindow):
         self.progress.setValue(info.step)
         if info.preview is not None:
             self.canvas.set_result(to_qimage(info.preview), preview=True)
-            self.view_combo.setCurrentText(self.canvas.view_mode)
 
     def _on_result(self, result: GenerationResult) -> None:
-        self.result = result
         self.params_panel.remember_seed(result.seeds[0])
         self.results_list.clear()
         for image, seed in zip(result.images, result.seeds):
             thumb = to_qimage(image).scaled(72, 72, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
             QListWidgetItem(QIcon(QPixmap.fromImage(thumb)), str(seed), self.results_list)
         self.results_list.setVisible(len(result.images) > 1)
-        self.show_result(0)
+        self.session.set_result(result)
         self.progress.setFormat(f"Done in {result.seconds:.1f} s · seed {result.seeds[0]}")
         if result.notes:
             self.notice.show_message(" ".join(result.notes), level="info")
         self.statusBar().showMessage(f"Generated {len(result.images)} image(s) in {result.seconds:.1f} s", 8000)
 
-    def show_result(self, index: int) -> None:
-        if self.result is None or not 0 <= index < len(self.result.images):
+    def _show_result(self) -> None:
+        current = self.session.current_result()
+        if current is None:
             return
-        self.result_index = index
-        self.canvas.set_result(to_qimage(self.result.images[index]))
-        self.library_panel.set_current_result(self.result.images[index])
-        self.view_combo.setCurrentText(self.canvas.view_mode)
+        self.canvas.set_result(to_qimage(current[0]))
+        self.library_panel.set_current_result(current[0])
         self._update_actions()
 
     def _on_cancelled(self) -> None:
-        self.progress.setValue(0)
-        self.progress.setFormat("Cancelled")
+        self._reset_progress("Cancelled")
         if self.result is None:
             self.canvas.set_result(None)
         else:
-            self.show_result(self.result_index)
+            self._show_result()
 
     def _on_failed(self, message: str, hint: str) -> None:
         self.progress.setFormat("Failed")
@@ -588,65 +724,61 @@ class MainWindow(QMainWindow):
     def _offer_fix(self, fix) -> None:
         self.notice.set_action(fix.label, lambda: self.apply_performance(load_performance(self.settings).with_fix(fix)))
 
-    def _on_busy(self, what: str) -> None:
-        self.busy = True
-        self.statusBar().showMessage(what)
-        self._update_actions()
-
-    def _on_idle(self) -> None:
-        self.busy = False
-        self.statusBar().clearMessage()
+    def _on_jobs_changed(self) -> None:
+        status = self.session.status()
+        if status:
+            self.statusBar().showMessage(status)
+        else:
+            self.statusBar().clearMessage()
         self._update_actions()
 
     # -- saving ----------------------------------------------------------------------
     def save_result(self) -> Path | None:
-        if self.result is None:
+        current = self.session.current_result()
+        if current is None:
             return None
-        index = self.result_index
+        image, seed, text = current
         try:
-            path = save_numbered_png(self.result.images[index], self.output_dir(), self.result.seeds[index],
-                                     self.result.parameters_text(index))
-        except D2IError as exc:
-            self.notice.show_message(exc.message, exc.hint)
-            return None
+            path = self.attempt(save_numbered_png, image, self.output_dir(), seed, text)
         except OSError as exc:
             self.notice.show_message(f"Could not save into {self.output_dir()}: {exc.strerror}.",
                                      "Choose another output folder in the File menu.")
             return None
-        self.statusBar().showMessage(f"Saved {path}", 8000)
+        if path is not None:
+            self.statusBar().showMessage(f"Saved {path}", 8000)
         return path
 
     def save_result_as(self) -> Path | None:
-        if self.result is None:
+        current = self.session.current_result()
+        if current is None:
             return None
         path, _ = QFileDialog.getSaveFileName(self, "Save result", str(self.output_dir()), "PNG (*.png)",
                                               options=QFileDialog.Option.DontConfirmOverwrite)
         if not path:
             return None
-        index = self.result_index
-        try:
-            saved = save_png(self.result.images[index], Path(path).with_suffix(".png"), self.result.parameters_text(index))
-        except D2IError as exc:
-            self.notice.show_message(exc.message, exc.hint)
-            return None
-        self.statusBar().showMessage(f"Saved {saved}", 8000)
+        image, _seed, text = current
+        saved = self.attempt(save_png, image, Path(path).with_suffix(".png"), text)
+        if saved is not None:
+            self.statusBar().showMessage(f"Saved {saved}", 8000)
         return saved
 
     # -- state -----------------------------------------------------------------------
     def _update_actions(self) -> None:
-        ready = self.model is not None and self.loaded is not None
-        self.generate_button.setEnabled(ready and not self.busy)
+        ready = self.session.can_generate() and not self.busy
+        self.generate_button.setEnabled(ready)
+        self.generate_action.setEnabled(ready)
         self.cancel_button.setEnabled(self.busy)
-        self.estimate_button.setEnabled(ready and not self.busy)
+        self.cancel_action.setEnabled(self.busy)
+        self.depth_panel.set_state(can_estimate=ready, has_depth=self.depth is not None)
         has_result = self.result is not None
-        self.save_button.setEnabled(has_result)
-        self.save_action.setEnabled(has_result)
-        self.save_as_action.setEnabled(has_result)
+        for widget in (self.save_button, self.save_action, self.save_as_action):
+            widget.setEnabled(has_result)
         self.save_depth_action.setEnabled(self.depth is not None)
-        self.save_depth_button.setEnabled(self.depth is not None)
 
     def closeEvent(self, event):
+        self.set_canvas_only(False)  # the layout is remembered with its panels shown
         self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
         if self.models_dialog is not None and not self.models_dialog.shutdown():
             log.warning("download did not stop within 3 s")
         if not self.worker_thread.stop(timeout_ms=2000):

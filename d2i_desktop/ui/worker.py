@@ -26,8 +26,12 @@ log = logging.getLogger(__name__)
 
 
 class Worker(QObject):
-    sig_busy = Signal(str)
-    """A job started; carries what it is doing, in words."""
+    """Each request carries the id of its job; the worker says when that job started and when it ended."""
+
+    sig_job_started = Signal(int, str)
+    """A job started; carries its id and what it is doing, in words."""
+    sig_job_ended = Signal(int)
+    """A job ended, whatever its outcome; carries its id (its result or failure was signalled before)."""
     sig_model_loaded = Signal(object)
     """A model is ready; carries ModelInfo."""
     sig_depth_ready = Signal(str, object)
@@ -43,7 +47,7 @@ class Worker(QObject):
     sig_fix_offered = Signal(object)
     """Follows sig_failed when the error has a one-click cure; carries the core.errors.Fix."""
     sig_idle = Signal()
-    """The worker finished a job, whatever its outcome."""
+    """The worker finished a job, whatever its outcome (after sig_job_ended)."""
     sig_performance = Signal(object)
     """Performance settings were applied; carries the PerformanceReport (None while no model is loaded)."""
 
@@ -52,44 +56,44 @@ class Worker(QObject):
         self.engine = engine
         self.cancel_event = threading.Event()
 
-    @Slot(str, bool)
-    def load_model(self, source: str, make_demo: bool = False) -> None:
+    @Slot(int, str, bool)
+    def load_model(self, job_id: int, source: str, make_demo: bool = False) -> None:
         def job():
             if make_demo:
                 make_demo_model(source)
             self.sig_model_loaded.emit(self.engine.load(source))
             self.sig_performance.emit(self.engine.performance_report)
-        self._run("Loading model…", job)
+        self._run(job_id, "Loading model…", job)
 
-    @Slot(str, object)
-    def estimate_depth(self, key: str, image: Image.Image) -> None:
+    @Slot(int, str, object)
+    def estimate_depth(self, job_id: int, key: str, image: Image.Image) -> None:
         def job():
             depth = self.engine.estimate_depth(image, self.cancel_event)
             self.sig_depth_ready.emit(key, depth)
-        self._run("Estimating depth…", job)
+        self._run(job_id, "Estimating depth…", job)
 
-    @Slot(object, object, object)
-    def generate(self, params: GenerationParams, image: Image.Image, depth: np.ndarray | None) -> None:
+    @Slot(int, object, object, object)
+    def generate(self, job_id: int, params: GenerationParams, image: Image.Image, depth: np.ndarray | None) -> None:
         def job():
             result: GenerationResult = self.engine.generate(
                 params, image, depth, on_step=self.sig_step.emit, cancel=self.cancel_event,
                 preview_interval=PREVIEW_INTERVAL)
             self.sig_result.emit(result)
-        self._run("Generating…", job)
+        self._run(job_id, "Generating…", job)
 
-    @Slot(object)
-    def apply_performance(self, settings: PerformanceSettings) -> None:
+    @Slot(int, object)
+    def apply_performance(self, job_id: int, settings: PerformanceSettings) -> None:
         def job():
             before = self.engine.info
             report = self.engine.set_performance(settings)
             if self.engine.info is not None and self.engine.info is not before:  # device, precision or offload reloaded it
                 self.sig_model_loaded.emit(self.engine.info)
             self.sig_performance.emit(report)
-        self._run("Applying performance settings…", job)
+        self._run(job_id, "Applying performance settings…", job)
 
-    def _run(self, what: str, job) -> None:
+    def _run(self, job_id: int, what: str, job) -> None:
         self.cancel_event.clear()
-        self.sig_busy.emit(what)
+        self.sig_job_started.emit(job_id, what)
         try:
             job()
         except Cancelled:
@@ -104,6 +108,7 @@ class Worker(QObject):
             self.sig_failed.emit(f"{what.rstrip('…')} failed: {type(exc).__name__}: {str(exc)[:300]}",
                                  "Details are in the log file.")
         finally:
+            self.sig_job_ended.emit(job_id)
             self.sig_idle.emit()
 
 

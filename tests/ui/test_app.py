@@ -23,7 +23,7 @@ def poll():
         window = windows[0]
         dialog = window.models_dialog
         print(json.dumps({"label": window.model.label, "dialog": dialog is not None and dialog.isVisible(),
-                          "image": list(window.loaded.image.size) if window.loaded else None}))
+                          "image": list(window.session.image.image.size) if window.session.image else None}))
         window.close()
     else:
         QTimer.singleShot(100, poll)

@@ -61,7 +61,7 @@ def test_a_mouse_stroke_raises_the_depth_along_its_path_and_undo_redo_restore_it
     raised = edited - original
     assert raised[32, 20:61].min() > 0  # the whole path, not only its ends
     assert (raised[:10] == 0).all() and (raised[:, 85:] == 0).all()  # nothing beyond the brush
-    assert window.depth_editor.undo_stack.count() == 1  # one stroke, one command
+    assert window.depth_editor.history.count() == 1  # one stroke, one command
     assert window.depth_tools.undo_action.text() == "Undo raise stroke"
     picture = window.canvas.depth_picture
     assert picture.depth is window.depth  # the canvas shows the edited map itself
@@ -115,7 +115,7 @@ def test_alt_click_picks_the_depth_and_flatten_pulls_towards_it(ready):
     drag(canvas, [widget_point(canvas, 10.5, 10.5)], modifiers=Qt.KeyboardModifier.AltModifier)
     assert window.depth_editor.brush.target == target == 1.0
     assert "1  (11% of the way from far to near)" in window.depth_tools.target_label.text()
-    assert window.depth_editor.undo_stack.count() == 1  # the ramp; picking is not an edit
+    assert window.depth_editor.history.count() == 1  # the ramp; picking is not an edit
     before = abs(window.depth[40, 70] - target)
     window.depth_tools.hardness_slider.setValue(100)
     paint(window, "flatten", [(70, 40)], size=9)
@@ -130,7 +130,7 @@ def test_whole_map_tools_are_undoable_and_reset_returns_to_the_estimate(qtbot, r
     window.depth_tools.gamma_spin.setValue(2.0)
     qtbot.mouseClick(window.depth_tools.levels_button, LEFT)
     qtbot.mouseClick(window.depth_tools.blur_button, LEFT)
-    assert window.depth_editor.undo_stack.count() == 3
+    assert window.depth_editor.history.count() == 3
     qtbot.mouseClick(window.depth_tools.reset_button, LEFT)
     assert np.array_equal(window.depth, estimate)
     window.depth_tools.undo_action.trigger()  # the reset is undoable too
@@ -154,21 +154,21 @@ def test_overlay_modes_change_what_the_canvas_shows(qtbot, ready):
     window, canvas = ready, ready.canvas
     pictures = {}
     for mode in (OVERLAY_BLEND, OVERLAY_SIDE, OVERLAY_SPLIT):
-        window.overlay_mode_combo.setCurrentText(mode)
+        window.depth_panel.overlay_mode_combo.setCurrentText(mode)
         assert canvas.overlay_mode == mode
         pictures[mode] = canvas.grab().toImage()
     assert [kind for kind, _ in canvas._panels()] == ["input"]
-    window.overlay_mode_combo.setCurrentText(OVERLAY_SIDE)
+    window.depth_panel.overlay_mode_combo.setCurrentText(OVERLAY_SIDE)
     assert [kind for kind, _ in canvas._panels()] == ["input", "depth"]
     assert len({pictures[mode].cacheKey() for mode in pictures}) == 3
     assert pictures[OVERLAY_BLEND] != pictures[OVERLAY_SIDE] != pictures[OVERLAY_SPLIT]
-    qtbot.mouseClick(window.overlay_check, LEFT)  # off: only the photo
+    qtbot.mouseClick(window.depth_panel.overlay_check, LEFT)  # off: only the photo
     assert [kind for kind, _ in canvas._panels()] == ["input"] and canvas._shown_depth() is None
 
 
 def test_the_split_line_follows_the_mouse(ready):
     window, canvas = ready, ready.canvas
-    window.overlay_mode_combo.setCurrentText(OVERLAY_SPLIT)
+    window.depth_panel.overlay_mode_combo.setCurrentText(OVERLAY_SPLIT)
     original = window.depth.copy()
     line = widget_point(canvas, 48, 32)  # split starts in the middle of the 96 px image
     drag(canvas, [line, widget_point(canvas, 24, 32)])
@@ -178,7 +178,7 @@ def test_the_split_line_follows_the_mouse(ready):
 
 def test_strokes_can_be_painted_on_the_side_by_side_depth_panel(ready):
     window, canvas = ready, ready.canvas
-    window.overlay_mode_combo.setCurrentText(OVERLAY_SIDE)
+    window.depth_panel.overlay_mode_combo.setCurrentText(OVERLAY_SIDE)
     window.depth_tools.set_tool("raise")
     window.depth_tools.size_slider.setValue(10)
     panel_x = dict(canvas._panels())["depth"]
@@ -190,13 +190,13 @@ def test_strokes_can_be_painted_on_the_side_by_side_depth_panel(ready):
 
 def test_model_view_shows_the_latent_grid(ready):
     window, canvas = ready, ready.canvas
-    window.model_view_check.setChecked(True)
+    window.depth_panel.model_view_check.setChecked(True)
     assert (canvas.model_image.width(), canvas.model_image.height()) == (96 // 8, 64 // 8)
     assert canvas._shown_depth() is canvas.model_image
     before = canvas.model_image.copy()
     paint(window, "raise", [(10, 10), (30, 20)], size=30)
     assert canvas.model_image != before  # refreshed after the stroke
-    window.model_view_check.setChecked(False)
+    window.depth_panel.model_view_check.setChecked(False)
     assert canvas._shown_depth() is canvas.depth_image
 
 
@@ -230,8 +230,8 @@ def test_estimating_the_same_image_again_keeps_the_edits_one_undo_away(qtbot, re
     estimate = window.depth.copy()
     paint(window, "raise", [(30, 30), (60, 30)])
     edited = window.depth.copy()
-    qtbot.mouseClick(window.estimate_button, LEFT)
-    qtbot.waitUntil(lambda: window.depth_editor.undo_stack.count() == 2, timeout=30_000)  # stroke, then estimate
+    qtbot.mouseClick(window.depth_panel.estimate_button, LEFT)
+    qtbot.waitUntil(lambda: window.depth_editor.history.count() == 2, timeout=30_000)  # stroke, then estimate
     assert np.array_equal(window.depth, estimate)
     assert "Undo" in window.notice.message()
     window.depth_tools.undo_action.trigger()
@@ -313,6 +313,6 @@ def test_parallax_preview_moves_by_itself_and_follows_the_mouse(qtbot, ready):
     assert not view.timer.isActive()  # the mouse steers now
     assert view.offset()[0] > 0
     window = ready
-    window.view_combo.setCurrentText(VIEW_INPUT)
-    window.set_image(window.loaded, "same photo")  # a new image clears the preview until its depth arrives
+    window.depth_panel.view_combo.setCurrentText(VIEW_INPUT)
+    window.set_image(window.session.image, "same photo")  # a new image clears the preview until its depth arrives
     assert view.frame is None

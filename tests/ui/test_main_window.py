@@ -50,7 +50,7 @@ def test_key_widgets_have_their_object_names(window):
 
 def test_status_bar_names_the_demo_model_and_device(window):
     assert window.model_label.text() == "Model: demo model (random weights) · cpu float32"
-    assert "demo model (random weights)" in window.notice.message()
+    assert "demo model (random weights)" in window.demo_notice.message()
 
 
 def test_open_image_estimates_depth_and_overlay_controls_work(qtbot, window, photo_file):
@@ -58,20 +58,20 @@ def test_open_image_estimates_depth_and_overlay_controls_work(qtbot, window, pho
     assert window.depth.shape == (64, 80)
     canvas = window.canvas
     assert canvas.input_image.size().width() == 80 and canvas.depth_image is not None
-    qtbot.mouseClick(window.overlay_check, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(window.depth_panel.overlay_check, Qt.MouseButton.LeftButton)
     assert canvas.overlay_visible is False
-    window.opacity_slider.setValue(80)
+    window.depth_panel.opacity_slider.setValue(80)
     assert canvas.overlay_opacity == pytest.approx(0.8)
     before = canvas.depth_image
-    window.colormap_combo.setCurrentText("grey")
+    window.depth_panel.colormap_combo.setCurrentText("grey")
     assert canvas.depth_image != before
 
 
 def test_estimate_button_reestimates(qtbot, window, photo_file):
     open_with_depth(qtbot, window, photo_file)
-    window.depth = None
+    window.depth_editor.clear()
     with qtbot.waitSignal(window.worker_thread.worker.sig_depth_ready, timeout=30_000):
-        qtbot.mouseClick(window.estimate_button, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(window.depth_panel.estimate_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window.depth is not None)
 
 
@@ -117,7 +117,7 @@ def test_several_images_per_prompt_are_listed(qtbot, window, photo_file):
     generate_and_wait(qtbot, window)
     assert window.results_list.count() == 2 and window.results_list.isVisible()
     window.results_list.setCurrentRow(1)
-    assert window.result_index == 1
+    assert window.session.result_index == 1
 
 
 def test_cancel_mid_run_keeps_the_window_usable(qtbot, window, photo_file):
@@ -185,7 +185,7 @@ def test_bad_files_show_a_notice_and_keep_the_current_image(qtbot, window, photo
     assert window.open_image(bad) is False
     assert window.notice.isVisible() and window.notice.level == "error"
     assert words in window.notice.message().lower()
-    assert window.loaded is not None and window.canvas.input_image is not None  # the photo is still there
+    assert window.session.image is not None and window.canvas.input_image is not None  # the photo is still there
 
 
 def test_decompression_bomb_sample_is_refused(qtbot, window, third_party_samples):
@@ -197,7 +197,7 @@ def test_huge_image_is_scaled_down_and_the_user_told(qtbot, window, tmp_path):
     big = tmp_path / "big.png"
     Image.new("RGB", (3000, 2000), "teal").save(big)
     assert window.open_image(big)
-    assert window.loaded.image.size == (1024, 680)
+    assert window.session.image.image.size == (1024, 680)
     assert window.notice.level == "info" and "3000x2000" in window.notice.message()
 
 
@@ -223,7 +223,7 @@ def test_drop_a_file_on_the_canvas_opens_it(qtbot, window, photo_file):
                        Qt.KeyboardModifier.NoModifier)
     with qtbot.waitSignal(window.worker_thread.worker.sig_depth_ready, timeout=30_000):
         window.canvas.dropEvent(event)
-    assert window.loaded.image.size == (80, 64)
+    assert window.session.image.image.size == (80, 64)
 
 
 def test_paste_an_image(qtbot, window):
@@ -231,7 +231,7 @@ def test_paste_an_image(qtbot, window):
     image.fill(Qt.GlobalColor.darkCyan)
     QGuiApplication.clipboard().setImage(image)
     assert window.paste_image()
-    assert window.loaded.image.size == (96, 72)
+    assert window.session.image.image.size == (96, 72)
 
 
 def test_paste_with_an_empty_clipboard_says_so(window):

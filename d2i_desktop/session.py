@@ -1,0 +1,271 @@
+"""The window's state without widgets: the current image, its depth map with the undo history, the results,
+and the jobs sent to the worker, each with an id.
+
+Only QtCore is used (signals tell the panels what changed); no widget or GUI class is imported, so the state
+is tested without a window and outlives any layout of panels.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+from PySide6.QtCore import QObject, QPointF, Signal
+
+from .core import depth_edit
+from .core.depth_edit import Brush, Patch, Stroke
+from .core.engine import GenerationResult, ModelInfo, image_key
+from .core.images import LoadedImage
+
+
+class DepthHistory:
+    """Undo and redo of edits already made to a map: each step is a Patch with its name."""
+
+    def __init__(self):
+        self._done: list[tuple[Patch, str]] = []
+        self._undone: list[tuple[Patch, str]] = []
+
+    def push(self, patch: Patch, text: str) -> None:
+        self._done.append((patch, text))
+        self._undone.clear()
+
+    def take_undo(self) -> Patch | None:
+        if not self._done:
+            return None
+        self._undone.append(self._done.pop())
+        return self._undone[-1][0]
+
+    def take_redo(self) -> Patch | None:
+        if not self._undone:
+            return None
+        self._done.append(self._undone.pop())
+        return self._done[-1][0]
+
+    def clear(self) -> None:
+        self._done.clear()
+        self._undone.clear()
+
+    def count(self) -> int:
+        """Steps that can be undone."""
+        return len(self._done)
+
+    def undo_text(self) -> str:
+        return self._done[-1][1] if self._done else ""
+
+    def redo_text(self) -> str:
+        return self._undone[-1][1] if self._undone else ""
+
+
+class DepthDocument(QObject):
+    """The current depth map (float32, edited in place), the estimate it started from, and its history."""
+
+    sig_painting = Signal(object)
+    """A stroke in progress changed the map; carries the (top, left, bottom, right) box of its latest dabs."""
+    sig_changed = Signal(object)
+    """An edit finished; carries the box it changed, or None when the map itself was replaced or cleared."""
+    sig_picked = Signal(float)
+    """A depth was picked for the flatten brush; carries it in the map's own units."""
+    sig_history_changed = Signal()
+    """What Undo and Redo would do changed."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.depth: np.ndarray | None = None
+        self.estimate: np.ndarray | None = None
+        self.estimate_key = ""
+        self.brush = Brush()
+        self.history = DepthHistory()
+        self._stroke: Stroke | None = None
+
+    def clear(self) -> None:
+        """Forget the map, its estimate and its history (a new image is open)."""
+        self._stroke = None
+        self.depth = self.estimate = None
+        self.estimate_key = ""
+        self.history.clear()
+        self.sig_history_changed.emit()
+        self.sig_changed.emit(None)
+
+    def load(self, depth: np.ndarray, text: str, estimate_key: str | None = None) -> np.ndarray:
+        """Make `depth` the current map: undoably when it replaces one of the same size; the current array."""
+        depth = np.ascontiguousarray(depth, dtype=np.float32)
+        self.end_stroke()
+        if estimate_key is not None:
+            self.estimate, self.estimate_key = depth.copy(), estimate_key
+        if self.depth is None or self.depth.shape != depth.shape:
+            self.depth = depth.copy()
+            self.history.clear()
+            self.sig_history_changed.emit()
+        elif not np.array_equal(self.depth, depth):
+            self._push(depth_edit.replace(self.depth, depth), text)
+            return self.depth
+        self.sig_changed.emit(None)
+        return self.depth
+
+    def is_edited(self) -> bool:
+        """True when the map differs from the estimate (or there is no estimate to compare with)."""
+        return self.depth is not None and (self.estimate is None or not np.array_equal(self.depth, self.estimate))
+
+    def reset_to_estimate(self) -> bool:
+        if self.estimate is None or self.depth is None:
+            return False
+        self.load(self.estimate, "Reset to the estimate")
+        return True
+
+    def apply(self, tool, text: str) -> None:
+        """Run a whole-map tool (array -> new array) as one undoable edit."""
+        if self.depth is None:
+            return
+        self.end_stroke()
+        self._push(depth_edit.replace(self.depth, tool(self.depth)), text)
+
+    def _push(self, patch: Patch, text: str) -> None:
+        """Record an edit already made to the map, and announce it."""
+        self.history.push(patch, text)
+        self.sig_history_changed.emit()
+        self.sig_changed.emit(patch.box)
+
+    def undo(self) -> None:
+        if self._stroke is None and (patch := self.history.take_undo()) is not None:  # never under a stroke
+            patch.undo(self.depth)
+            self.sig_history_changed.emit()
+            self.sig_changed.emit(patch.box)
+
+    def redo(self) -> None:
+        if self._stroke is None and (patch := self.history.take_redo()) is not None:
+            patch.redo(self.depth)
+            self.sig_history_changed.emit()
+            self.sig_changed.emit(patch.box)
+
+    # -- brushes -------------------------------------------------------------------------
+    def set_brush(self, **changes) -> None:
+        self.brush = dataclasses.replace(self.brush, **changes)
+
+    def begin_stroke(self, point: QPointF) -> None:
+        if self.depth is None or self.brush.kind not in depth_edit.BRUSHES:
+            return
+        self.end_stroke()
+        self._stroke = Stroke(self.depth, self.brush)
+        self._emit_box(self._stroke.move_to(point.x(), point.y()))
+
+    def continue_stroke(self, point: QPointF) -> None:
+        if self._stroke is not None:
+            self._emit_box(self._stroke.move_to(point.x(), point.y()))
+
+    def end_stroke(self) -> None:
+        stroke, self._stroke = self._stroke, None
+        patch = stroke.finish() if stroke is not None else None
+        if patch is not None:
+            self._push(patch, f"{stroke.brush.kind.capitalize()} stroke")
+
+    def pick(self, point: QPointF) -> float | None:
+        if self.depth is None:
+            return None
+        value = depth_edit.pick(self.depth, point.x(), point.y())
+        self.set_brush(target=value)
+        self.sig_picked.emit(value)
+        return value
+
+    def _emit_box(self, box) -> None:
+        if box is not None:
+            self.sig_painting.emit(box)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One request to the worker, from the moment it is made until the worker says it ended."""
+
+    id: int
+    what: str  # in words, e.g. "Generating…"
+
+
+class Session(QObject):
+    """Everything the window shows and works on, without the widgets that show it."""
+
+    sig_image_changed = Signal()
+    """Another image is open (its depth and results are gone)."""
+    sig_result_changed = Signal()
+    """A result arrived, or another of its images was chosen."""
+    sig_model_changed = Signal()
+    """A model finished loading, or loading one began (model is None meanwhile)."""
+    sig_jobs_changed = Signal()
+    """A job was asked for, started or ended."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.image: LoadedImage | None = None
+        self.image_name = ""
+        self.image_key = ""
+        self.depth = DepthDocument(self)
+        self.result: GenerationResult | None = None
+        self.result_index = 0
+        self.model: ModelInfo | None = None
+        self.waiting: list[Job] = []
+        self.running: Job | None = None
+        self._ids = itertools.count(1)
+
+    # -- image and results -------------------------------------------------------------------
+    def open_image(self, loaded: LoadedImage, name: str) -> None:
+        self.image, self.image_name, self.image_key = loaded, name, image_key(loaded.image)
+        self.result, self.result_index = None, 0
+        self.depth.clear()
+        self.sig_image_changed.emit()
+
+    def set_result(self, result: GenerationResult) -> None:
+        self.result, self.result_index = result, 0
+        self.sig_result_changed.emit()
+
+    def select_result(self, index: int) -> bool:
+        if self.result is None or not 0 <= index < len(self.result.images):
+            return False
+        self.result_index = index
+        self.sig_result_changed.emit()
+        return True
+
+    def current_result(self):
+        """The chosen image of the result, with its seed and settings text; None without a result."""
+        if self.result is None:
+            return None
+        index = self.result_index
+        return self.result.images[index], self.result.seeds[index], self.result.parameters_text(index)
+
+    def set_model(self, model: ModelInfo | None) -> None:
+        self.model = model
+        self.sig_model_changed.emit()
+
+    def can_generate(self) -> bool:
+        return self.model is not None and self.image is not None
+
+    # -- jobs --------------------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        """True while a job runs or waits for the worker."""
+        return self.running is not None or bool(self.waiting)
+
+    def add_job(self, what: str) -> Job:
+        """A new job, waiting until the worker starts it."""
+        job = Job(next(self._ids), what)
+        self.waiting.append(job)
+        self.sig_jobs_changed.emit()
+        return job
+
+    def job_started(self, job_id: int) -> None:
+        self.running = next((job for job in self.waiting if job.id == job_id), None)
+        self.waiting = [job for job in self.waiting if job.id != job_id]
+        self.sig_jobs_changed.emit()
+
+    def job_ended(self, job_id: int) -> None:
+        if self.running is not None and self.running.id == job_id:
+            self.running = None
+        self.waiting = [job for job in self.waiting if job.id != job_id]
+        self.sig_jobs_changed.emit()
+
+    def status(self) -> str:
+        """The running job in words, and how many wait behind it."""
+        if not self.busy:
+            return ""
+        text = self.running.what if self.running is not None else self.waiting[0].what
+        behind = len(self.waiting) - (self.running is None)
+        return text + (f" ({behind} more waiting)" if behind else "")
