@@ -14,8 +14,12 @@ from dataclasses import dataclass
 import torch
 
 from .errors import D2IError, Fix
+from .paths import is_frozen
 
 log = logging.getLogger(__name__)
+
+FROZEN_COMPILE_NOTE = ("torch.compile needs a C compiler and Python headers, which the installed app does not ship; "
+                       "each UNet step is recorded in a CUDA graph instead")
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
 PRECISIONS = ("auto", "fp16", "bf16", "fp32")
@@ -257,6 +261,9 @@ def apply_performance(pipe, settings: PerformanceSettings, device: str, current_
                                         "running eagerly")
         elif offloaded:
             fall_back("compile", "off", "not combined with CPU offload (the weights move between devices)")
+        elif settings.compile == "torch-compile" and is_frozen():
+            fall_back("compile", "cuda-graphs", FROZEN_COMPILE_NOTE)
+            applied.append("CUDA graphs of the UNet step")
         else:
             applied.append("CUDA graphs of the UNet step" if settings.compile == "cuda-graphs"
                            else f"torch.compile ({settings.compile_mode}) of the UNet, with CUDA graphs")
