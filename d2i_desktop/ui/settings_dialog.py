@@ -18,6 +18,7 @@ from ..core.acceleration import (
     ATTENTION, COMPILE, COMPILE_MODES, DEFAULT_PRESET, OFFLOAD, PRECISIONS, PRESETS, PerformanceReport,
     PerformanceSettings, SettingsError, available_devices,
 )
+from ..core.paths import data_dir, is_frozen
 
 SETTINGS_GROUP = "performance"
 DEVICE_KEY = "engine/device"  # shared with the app's start-up, which creates the engine on it
@@ -33,6 +34,17 @@ COMPILE_MODE_LABELS = {"default": "default", "max-autotune-no-cudagraphs": "max-
 OFFLOAD_LABELS = {"none": "None (all on the GPU)", "model": "Model CPU offload", "sequential": "Sequential CPU offload (slowest)"}
 CUSTOM = "custom"
 CUDA_OPTIONS = ("compile", "offload")  # the options only an NVIDIA GPU can use: grouped on the page
+
+
+def installed_app_note() -> str:
+    """What differs in the installed app, for the Performance page (empty when run from Python)."""
+    if not is_frozen():
+        return ""
+    return ("Installed app: torch.compile needs a C compiler and Python headers, which the app does not ship, so "
+            "\"torch.compile + CUDA graphs\" records CUDA graphs of each UNet step without compiling. The app reads its "
+            f"own files from its folder and never writes there; settings, models, the library and the log are in {data_dir()}.")
+
+
 NO_CUDA_HERE = "This computer has no NVIDIA GPU (CUDA), so these options cannot apply here."
 NOT_ON_THIS_DEVICE = "These options apply to an NVIDIA GPU (CUDA) only; the device above is not one."
 
@@ -116,6 +128,8 @@ class PerformancePage(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.cuda_box)
+        if note := installed_app_note():
+            layout.addWidget(QLabel(note, objectName="installedAppLabel", wordWrap=True))
         layout.addWidget(self.in_effect)
         layout.addStretch(1)
 

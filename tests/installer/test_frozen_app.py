@@ -44,3 +44,19 @@ def test_app_data_never_goes_into_the_bundle(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "_MEIPASS", str(tmp_path / "bundle"), raising=False)
     assert paths.log_file().is_relative_to(tmp_path / "home")
     assert paths.demo_model_dir().is_relative_to(tmp_path / "home")
+
+
+def test_the_performance_page_says_what_differs_in_the_installed_app(qtbot, monkeypatch, isolated_data_dir):
+    from PySide6.QtWidgets import QLabel
+
+    from d2i_desktop.ui.settings_dialog import PerformancePage
+
+    from_python = PerformancePage()
+    qtbot.addWidget(from_python)
+    assert from_python.findChild(QLabel, "installedAppLabel") is None
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    page = PerformancePage()
+    qtbot.addWidget(page)
+    note = page.findChild(QLabel, "installedAppLabel").text()
+    assert "torch.compile needs a C compiler" in note and "CUDA graphs" in note
+    assert str(isolated_data_dir) in note
