@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from .cli_history import add_history_parsers, cmd_history, cmd_info
 from .cli_library import add_library_parser, add_lora_argument, cmd_library, parse_lora_options
 from .cli_models import add_models_parsers, cmd_download, cmd_models
 from .core.app_data import take_notices
@@ -79,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("folder", type=Path)
     add_library_parser(commands)
     add_models_parsers(commands)
+    add_history_parsers(commands)
 
     bench = commands.add_parser("bench", help="time the plain pipeline against the engine's fast and low-memory modes")
     bench.add_argument("--quick", action="store_true", help="demo model sanity run (the default without CUDA)")
@@ -116,7 +118,8 @@ def _load(args):
 
 def cmd_generate(args) -> int:
     from .core.depth import load_depth
-    from .core.outputs import save_unique_png
+    from .core.history.index import History
+    from .core.history.record import depth_levels, levels_to_depth, save_result
 
     params = GenerationParams(
         prompt=args.prompt, negative_prompt=args.negative, strength=args.strength, steps=args.steps,
@@ -134,13 +137,23 @@ def cmd_generate(args) -> int:
     def on_step(info):
         _progress(f"step {info.step}/{info.total} ({info.step / max(info.elapsed, 1e-9):.2f} it/s)")
 
-    result = engine.generate(params, loaded.image, depth, on_step=on_step)
+    if depth is None:
+        _progress("estimating depth…")
+        depth = engine.estimate_depth(loaded.image)
+    levels = depth_levels(depth)  # generation uses exactly the 16-bit map kept beside the picture
+    result = engine.generate(params, loaded.image, levels_to_depth(levels), on_step=on_step)
     for note in result.notes:
         _progress(f"note: {note}")
-    for index, image in enumerate(result.images):
-        target = args.out if index == 0 else args.out.with_name(f"{args.out.stem}-{index}{args.out.suffix}")
-        saved = save_unique_png(image, target.with_suffix(".png"), result.parameters_text(index))
-        print(f"{saved}\tseed {result.seeds[index]}")
+    targets = [args.out if index == 0 else args.out.with_name(f"{args.out.stem}-{index}{args.out.suffix}")
+               for index in range(len(result.images))]
+    saved = save_result(engine, result, args.image, loaded.image, levels, targets)
+    history = History()
+    try:
+        for (path, record), seed in zip(saved, result.seeds):
+            history.add(path, record)
+            print(f"{path}\tseed {seed}")
+    finally:
+        history.close()
     return 0
 
 
@@ -177,7 +190,7 @@ def cmd_bench(args) -> int:
 
 
 COMMANDS = {"generate": cmd_generate, "depth": cmd_depth, "make-demo-model": cmd_make_demo_model, "bench": cmd_bench,
-            "library": cmd_library, "models": cmd_models, "download": cmd_download}
+            "library": cmd_library, "models": cmd_models, "download": cmd_download, "history": cmd_history, "info": cmd_info}
 
 
 def main(argv: list[str] | None = None) -> int:
