@@ -170,6 +170,14 @@ class ModelsDialog(QDialog):
         self.refresh()
 
     # -- lists -----------------------------------------------------------------------------------
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self.fit_height()
+
+    def fit_height(self) -> None:
+        """Tall enough for the wrapped explanations at the current width (Qt sizes a dialog for unwrapped text)."""
+        self.resize(self.width(), max(self.height(), self.layout().totalHeightForWidth(self.width())))
+
     def refresh(self) -> None:
         self.model_list.clear()
         for entry in sorted(self.registry.entries(), key=lambda e: -e.last_used):
@@ -252,6 +260,7 @@ class ModelsDialog(QDialog):
         self.progress.setRange(0, 0)
         self.progress_label.setText("Asking the Hugging Face Hub what to fetch…")
         self.download_box.show()
+        self.fit_height()
         self.download_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.download_thread.start()  # started on first use; a no-op when it runs already
