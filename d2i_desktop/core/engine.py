@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from . import prompts
 from .acceleration import PerformanceReport, PerformanceSettings, adapter_signature, apply_performance
 from .demo import DEMO_LABEL
 from .errors import Cancelled, D2IError, Fix, ModelError
@@ -193,16 +194,17 @@ class Engine:
     def invalidate_prompt_cache(self) -> None:
         self._prompt_cache.clear()
 
-    def _prompt_embeddings(self, prompt: str, negative: str, lora_scale: float | None = None):
-        """(positive, negative) text embeddings for one image, reused while prompt and text-encoder state stay."""
+    def _prompt_embeddings(self, prompt: str, negative: str):
+        """(positive, negative) text embeddings for one image and notes on the prompts (core.prompts),
+        reused while prompt and text-encoder state stay."""
         pipe = self.pipe
-        key = (prompt, negative, lora_scale, len(pipe.tokenizer), adapter_signature(pipe.text_encoder))
+        key = (prompt, negative, len(pipe.tokenizer), adapter_signature(pipe.text_encoder))
         cached = self._prompt_cache.get(key)
         if cached is not None:
             self.prompt_cache_stats["hits"] += 1
             return cached
         self.prompt_cache_stats["misses"] += 1
-        cached = pipe.encode_prompt(prompt, pipe._execution_device, 1, True, negative or None, lora_scale=lora_scale)
+        cached = prompts.encode(pipe, prompt, negative, pipe._execution_device)
         if len(self._prompt_cache) >= 8:
             self._prompt_cache.pop(next(iter(self._prompt_cache)))
         self._prompt_cache[key] = cached
@@ -298,7 +300,9 @@ class Engine:
         try:
             with torch.inference_mode():
                 with out_of_memory_guard("generating"):
-                    prompt_embeds, negative_embeds = self._prompt_embeddings(extras.prompt, extras.negative_prompt)
+                    prompt_embeds, negative_embeds, prompt_notes = self._prompt_embeddings(extras.prompt,
+                                                                                           extras.negative_prompt)
+                    notes.extend(prompt_notes)
                     latents = pipe(
                         prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_embeds, image=image,
                         depth_map=depth_tensor, strength=params.strength, num_inference_steps=params.steps,
