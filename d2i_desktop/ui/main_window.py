@@ -54,6 +54,9 @@ def qimage_to_pil(image: QImage) -> Image.Image:
     return Image.fromarray(rgba.copy(), "RGBA")
 
 
+TWO_PANEL_COLUMNS_FROM = 1600  # window width from which the depth tools get a column of their own
+
+
 def first_geometry(available: QRect) -> QRect:
     """The window on a first start: most of the screen it opens on, frame included, centred; never larger."""
     size = (available.size() - FRAME_ALLOWANCE).boundedTo(LARGEST_FIRST_SIZE)
@@ -206,13 +209,11 @@ class MainWindow(QMainWindow):
             self.addDockWidget(area, made)
             return made
 
-        right, left = Qt.DockWidgetArea.RightDockWidgetArea, Qt.DockWidgetArea.LeftDockWidgetArea
+        right = Qt.DockWidgetArea.RightDockWidgetArea
         self.generate_dock = dock("Generate", "generateDock", self.generate_panel, right)
         self.depth_dock = dock("Depth", "depthDock", self.depth_panel, right)
-        self.depth_tools_dock = dock("Depth tools", "depthToolsDock", self.depth_tools, left)
-        self.library_dock = dock("LoRAs and embeddings", "libraryDock", self.library_panel, left)
-        self.tabifyDockWidget(self.depth_tools_dock, self.library_dock)
-        self.depth_tools_dock.raise_()
+        self.depth_tools_dock = dock("Depth tools", "depthToolsDock", self.depth_tools, right)
+        self.library_dock = dock("LoRAs and embeddings", "libraryDock", self.library_panel, right)
         self.docks = [self.generate_dock, self.depth_dock, self.depth_tools_dock, self.library_dock]
 
     def _build_actions(self) -> None:
@@ -299,6 +300,8 @@ class MainWindow(QMainWindow):
         panels_menu = view_menu.addMenu("&Panels")
         for dock in self.docks:
             panels_menu.addAction(dock.toggleViewAction())
+        panels_menu.addSeparator()
+        add(panels_menu, "&Reset layout", self.reset_layout, name="resetLayoutAction")
         theme_menu = view_menu.addMenu("&Theme")
         themes = QActionGroup(self)
         stored = self.settings.value("ui/theme", THEME_SYSTEM)
@@ -360,15 +363,34 @@ class MainWindow(QMainWindow):
             self.setGeometry(first_geometry(screen.availableGeometry()))
         state = self.settings.value("window/state")
         if state is None or not self.restoreState(state):
-            side = [max(panel.minimumSizeHint().width() + 4, self.width() // 5)
-                    for panel in (self.depth_tools, self.generate_panel)]
-            self.resizeDocks([self.depth_tools_dock, self.generate_dock], side, Qt.Orientation.Horizontal)
+            self.reset_layout()
         last_params = self.settings.value("params/last")
         if last_params:
             try:
                 self.params_panel.set_params(GenerationParams.from_json(last_params))
             except (ValueError, TypeError):
                 log.warning("ignoring unreadable saved parameters")
+
+    def reset_layout(self) -> None:
+        """The panels as on a first start, for this window's width: on a laptop they share one column of tabs
+        beside the picture, so the picture gets most of the width; on a wide screen the depth tools get their own."""
+        self.set_canvas_only(False)
+        two_columns = self.width() >= TWO_PANEL_COLUMNS_FROM
+        tools_area = Qt.DockWidgetArea.LeftDockWidgetArea if two_columns else Qt.DockWidgetArea.RightDockWidgetArea
+        for dock in self.docks:
+            dock.setFloating(False)
+            dock.show()
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.generate_dock)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.depth_dock)
+        self.addDockWidget(tools_area, self.depth_tools_dock)
+        self.addDockWidget(tools_area, self.library_dock)
+        if not two_columns:
+            self.tabifyDockWidget(self.generate_dock, self.depth_tools_dock)
+        self.tabifyDockWidget(self.depth_tools_dock, self.library_dock)
+        (self.depth_tools_dock if two_columns else self.generate_dock).raise_()
+        columns = [self.depth_tools_dock, self.generate_dock] if two_columns else [self.generate_dock]
+        widths = [max(dock.widget().widget().minimumSizeHint().width() + 24, self.width() // 5) for dock in columns]
+        self.resizeDocks(columns, widths, Qt.Orientation.Horizontal)
 
     def set_canvas_only(self, on: bool) -> None:
         """Hide every panel and the toolbar to show the picture alone; show again the ones that were shown."""

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from PySide6.QtCore import QPointF, QRect, Qt
-from PySide6.QtGui import QPalette
+from PySide6.QtGui import QAction, QPalette
 from PySide6.QtWidgets import QDockWidget
 
 from d2i_desktop.core.acceleration import available_devices
@@ -160,3 +160,15 @@ def test_a_stroke_keeps_the_colour_scale_and_a_whole_map_edit_refits_it():
     np.testing.assert_array_equal(picture.rgb[0:4, 0:4], untouched)  # the rest is not re-tinted
     picture.refit(None)
     assert picture.high == 3.0
+
+
+def test_on_a_laptop_the_picture_gets_most_of_the_width_and_a_wide_screen_adds_a_column(qtbot, window):
+    window.resize(1350, 720)
+    window.reset_layout()
+    qtbot.waitUntil(lambda: window.canvas.width() > 0.65 * window.width())
+    assert window.depth_tools_dock in window.tabifiedDockWidgets(window.generate_dock)
+    window.resize(1680, 1000)
+    window.findChild(QAction, "resetLayoutAction").trigger()
+    qtbot.waitUntil(lambda: window.dockWidgetArea(window.depth_tools_dock) == Qt.DockWidgetArea.LeftDockWidgetArea)
+    assert window.depth_tools_dock.isVisible() and window.generate_dock.isVisible()
+    assert window.canvas.width() > 0.5 * window.width()
