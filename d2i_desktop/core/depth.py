@@ -13,7 +13,7 @@ from PIL import Image
 
 from .errors import ImageError
 from .images import open_image, upright
-from .outputs import OutputExistsError, save_new_file, save_png
+from .outputs import OutputError, OutputExistsError, save_new_file, save_png
 
 COLORMAPS = ("grey", "viridis", "magma", "turbo")
 _LUMA = np.array([0.2126, 0.7152, 0.0722])  # Rec. 709, the sRGB primaries
@@ -189,6 +189,9 @@ def save_depth_npy(depth: np.ndarray, path: str | Path) -> Path:
     values = normalize(depth)
     if os.path.lexists(path):
         raise OutputExistsError(path)
+    if not path.parent.is_dir():
+        raise OutputError(f"Could not save {path.name}: the folder {path.parent} does not exist.",
+                          "Create the folder first, or choose one that exists.")
     return save_new_file(lambda file: np.save(file, values, allow_pickle=False), [path])
 
 
