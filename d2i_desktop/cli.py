@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=-1, help="-1 for random (the seed used is printed)")
     gen.add_argument("--images", type=int, default=1, help="images per prompt")
     gen.add_argument("--scheduler", default=DEFAULT_SCHEDULER, help="one of: " + ", ".join(SCHEDULERS))
+    gen.add_argument("--tile", action="store_true", help="make a picture that repeats seamlessly")
     gen.add_argument("--device", help="cuda, mps or cpu (default: the fastest available)")
     gen.add_argument("--precision", choices=("fp16", "bf16", "fp32"), help="default: fp16 on CUDA, fp32 elsewhere")
     gen.add_argument("--out", required=True, type=Path, help="output PNG (never overwritten: a free name is chosen)")
@@ -124,7 +125,7 @@ def cmd_generate(args) -> int:
     params = GenerationParams(
         prompt=args.prompt, negative_prompt=args.negative, strength=args.strength, steps=args.steps,
         guidance_scale=args.guidance, seed=args.seed, num_images=args.images, scheduler=args.scheduler,
-        loras=parse_lora_options(args.lora),
+        loras=parse_lora_options(args.lora), tile=args.tile,
     ).validated()  # before the slow model load
     engine, loaded = _load(args)
     depth = None

@@ -23,6 +23,7 @@ from .guards import InvalidValues, all_finite, free_memory, out_of_memory_guard
 from .params import SCHEDULERS, GenerationParams, parameters_text
 from .paths import data_dir
 from .preview import latents_to_rgb
+from .tiling import seamless
 from .unet_accel import UNetAccelerator
 
 log = logging.getLogger(__name__)
@@ -295,10 +296,10 @@ class Engine:
             return {}
 
         if self.accelerator is not None:
-            self.accelerator.begin_run((self._scheduler_name, adapter_signature(pipe.unet)))
+            self.accelerator.begin_run((self._scheduler_name, adapter_signature(pipe.unet), params.tile))
         notes: list[str] = []
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), seamless(pipe, params.tile):
                 with out_of_memory_guard("generating"):
                     prompt_embeds, negative_embeds, prompt_notes = self._prompt_embeddings(extras.prompt,
                                                                                            extras.negative_prompt)

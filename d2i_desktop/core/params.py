@@ -69,6 +69,7 @@ class GenerationParams:
     num_images: int = 1
     scheduler: str = DEFAULT_SCHEDULER
     loras: tuple[tuple[str, float], ...] = ()  # (library name, weight) picked in the library panel
+    tile: bool = False  # a picture that repeats seamlessly (core.tiling)
 
     def validated(self) -> "GenerationParams":
         """Return a copy with the scheduler name made canonical, or raise ParamError."""
@@ -133,7 +134,7 @@ def parameters_text(params: GenerationParams, seed: int, size: tuple[int, int], 
         "Size": f"{size[0]}x{size[1]}",
         "Model": model_name,
         "Denoising strength": f"{params.strength:g}",
-    } | (extra or {})
+    } | ({"Tiling": "True"} if params.tile else {}) | (extra or {})
     lines.append(", ".join(f"{key}: {_quote(value)}" for key, value in fields.items()))
     return "\n".join(lines)
 
@@ -163,6 +164,7 @@ def params_from_fields(fields: dict[str, str], base: GenerationParams) -> tuple[
                 values[name] = kind(fields[key])
             except ValueError:
                 notes.append(f"{key} '{fields[key]}' is not a number; kept {getattr(base, name)}.")
+    values["tile"] = fields.get("Tiling", "").lower() == "true"
     sampler = fields.get("Sampler", "")
     if fields.get("Schedule type", "").lower() == "karras" and "karras" not in sampler.lower():
         sampler = f"{sampler} Karras"  # newer AUTOMATIC1111 writes the schedule separately
