@@ -21,6 +21,11 @@ def add_library_parser(commands) -> None:
     unfolder = actions.add_parser("remove-folder", help="stop scanning an extra folder (its files stay)")
     unfolder.add_argument("folder", type=Path)
     actions.add_parser("folders", help="the library folder and the extra folders scanned in place")
+    mix = actions.add_parser("export-mix", help="save LoRAs at their weights as one LoRA file, added to the library")
+    mix.add_argument("--model", required=True, help="the model the LoRAs are for (checked against it)")
+    mix.add_argument("--lora", action="append", required=True, metavar="NAME:WEIGHT", help="a library LoRA (repeatable)")
+    mix.add_argument("--out", required=True, type=Path, help="the .safetensors file to write (never overwritten)")
+    mix.add_argument("--device", help="cuda, mps or cpu (default: the fastest available)")
 
 
 def add_lora_argument(parser: argparse.ArgumentParser) -> None:
@@ -73,4 +78,13 @@ def cmd_library(args) -> int:
         print(f"{len(library.items())} files in the library's folders")
     elif args.action == "folders":
         print("\n".join(str(folder) for folder in library.folders()))
+    elif args.action == "export-mix":
+        from .core.engine import Engine
+        from .core.lora_mix import export_mix
+
+        sources = parse_lora_options(args.lora)
+        engine = Engine(device=args.device)
+        engine.load(args.model)
+        item = export_mix(engine.adapters(), sources, args.out, library)
+        print(f"{item.name}\t{item.kind}\t{item.path}")
     return 0

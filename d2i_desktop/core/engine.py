@@ -349,13 +349,20 @@ class Engine:
                                                                                 "channels_last": False}))
         return InvalidValues(message, "The model file may be damaged or not a depth model: download it again or choose another.")
 
-    def _apply_extras(self, params: GenerationParams):
-        """Activate the LoRAs and embeddings `params` asks for (all or nothing); returns core.adapters.Extras."""
-        from .adapters import Adapters, resolve_extras
-        from .library import Library
+    def adapters(self):
+        """The LoRAs and embeddings applied to the loaded pipeline (core.adapters.Adapters)."""
+        from .adapters import Adapters
 
         if self._adapters is None:
-            self._adapters = Adapters(self.pipe, self.info.label)
+            self._adapters = Adapters(self._require_pipe(), self.info.label)
+        return self._adapters
+
+    def _apply_extras(self, params: GenerationParams):
+        """Activate the LoRAs and embeddings `params` asks for (all or nothing); returns core.adapters.Extras."""
+        from .adapters import resolve_extras
+        from .library import Library
+
+        self.adapters()
         extras = resolve_extras(params.prompt, params.negative_prompt, params.loras, Library())
         before = self._adapters.state_key
         self._adapters.apply(extras.loras, extras.embeddings)
