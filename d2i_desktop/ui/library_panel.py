@@ -63,6 +63,8 @@ class LibraryPanel(QWidget):
     """Text for the prompt: an embedding's token or a LoRA's trigger words."""
     sig_message = Signal(str, str, str)
     """A message for the notice bar: message, hint, level ("error", "warning" or "info")."""
+    sig_export_mix = Signal(object, str)
+    """Save the ticked LoRAs at their weights as one LoRA: ((name, weight), ...) and the file to write."""
 
     def __init__(self, library: Library | None = None, parent=None):
         super().__init__(parent)
@@ -104,8 +106,11 @@ class LibraryPanel(QWidget):
         self.remove_button.clicked.connect(self.remove_current)
         refresh = QPushButton("Rescan", objectName="libraryRescanButton", toolTip="Read the library folders again")
         refresh.clicked.connect(self.refresh_in_background)
+        self.mix_button = QPushButton("Export mix…", objectName="libraryMixButton",
+                                      toolTip="Save the ticked LoRAs at their weights as one LoRA file in the library")
+        self.mix_button.clicked.connect(self.export_mix_dialog)
         buttons = QHBoxLayout()
-        for button in (import_button, folder_button, self.remove_button, refresh):
+        for button in (import_button, folder_button, self.remove_button, refresh, self.mix_button):
             buttons.addWidget(button)
 
         layout = QVBoxLayout(self)
@@ -318,6 +323,22 @@ class LibraryPanel(QWidget):
             return
         self.library.set_thumbnail(item.name, self._current_result)
         self.refresh()
+
+    # -- mixes ------------------------------------------------------------------------------
+    def export_mix_dialog(self) -> None:
+        sources = self.selected_loras()
+        if not sources:
+            self.sig_message.emit("Tick the LoRAs to mix first.", "Their weights in the list are the mix's weights.",
+                                  "warning")
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Export LoRA mix", str(self.library.root / "mix.safetensors"),
+                                              "LoRA (*.safetensors)")
+        if path:
+            self.sig_export_mix.emit(sources, path)
+
+    def mix_exported(self, item: LibraryItem) -> None:
+        self.refresh()
+        self.sig_message.emit(f"Saved the mix as '{item.name}'.", f"{item.path}", "info")
 
     # -- import, folders, remove ------------------------------------------------------------
     def import_dialog(self) -> None:

@@ -100,6 +100,7 @@ class MainWindow(QMainWindow):
     sig_request_depth = Signal(int, str, object)
     sig_request_generate = Signal(int, object, object, object)
     sig_request_performance = Signal(int, object)
+    sig_request_mix = Signal(int, object, str)
 
     def __init__(self, worker_thread: WorkerThread, settings: QSettings):
         super().__init__()
@@ -195,6 +196,7 @@ class MainWindow(QMainWindow):
         self.library_panel = LibraryPanel()
         self.library_panel.sig_insert_text.connect(self.insert_in_prompt)
         self.library_panel.sig_message.connect(self.notice.show_message)
+        self.library_panel.sig_export_mix.connect(self.export_mix)
 
         self.model_label = QLabel(objectName="modelLabel")
         self.statusBar().addPermanentWidget(self.model_label)
@@ -336,6 +338,8 @@ class MainWindow(QMainWindow):
         self.sig_request_depth.connect(worker.estimate_depth)
         self.sig_request_generate.connect(worker.generate)
         self.sig_request_performance.connect(worker.apply_performance)
+        self.sig_request_mix.connect(worker.export_mix)
+        worker.sig_mix_exported.connect(self.library_panel.mix_exported)
         worker.sig_job_started.connect(self.session.job_started)
         worker.sig_job_ended.connect(self.session.job_ended)
         worker.sig_model_loaded.connect(self._on_model_loaded)
@@ -681,6 +685,10 @@ class MainWindow(QMainWindow):
         # The job waits from now on, not from when the worker starts it: a second click must not queue a second run.
         job = self.session.add_job("Generating…")
         self.sig_request_generate.emit(job.id, params, self.session.image.image, depth)
+
+    def export_mix(self, sources: tuple, path: str) -> None:
+        """Have the worker save `sources` (LoRA name, weight) as one LoRA file at `path`."""
+        self.sig_request_mix.emit(self.session.add_job("Exporting LoRA mix…").id, sources, path)
 
     def insert_in_prompt(self, text: str) -> None:
         """Insert `text` (an embedding's token, trigger words) at the prompt's cursor, spaced from its neighbours."""

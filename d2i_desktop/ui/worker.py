@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -19,6 +20,7 @@ from ..core.acceleration import PerformanceSettings
 from ..core.demo import make_demo_model
 from ..core.engine import Engine, GenerationResult, ModelInfo, StepInfo
 from ..core.errors import Cancelled, D2IError
+from ..core.lora_mix import export_mix
 from ..core.params import GenerationParams
 from ..core.preview import PREVIEW_INTERVAL
 
@@ -50,6 +52,8 @@ class Worker(QObject):
     """The worker finished a job, whatever its outcome (after sig_job_ended)."""
     sig_performance = Signal(object)
     """Performance settings were applied; carries the PerformanceReport (None while no model is loaded)."""
+    sig_mix_exported = Signal(object)
+    """A LoRA mix was written; carries its core.library.LibraryItem."""
 
     def __init__(self, engine: Engine):
         super().__init__()
@@ -90,6 +94,12 @@ class Worker(QObject):
                 self.sig_model_loaded.emit(self.engine.info)
             self.sig_performance.emit(report)
         self._run(job_id, "Applying performance settings…", job)
+
+    @Slot(int, object, str)
+    def export_mix(self, job_id: int, sources: tuple[tuple[str, float], ...], out: str) -> None:
+        def job():
+            self.sig_mix_exported.emit(export_mix(self.engine.adapters(), sources, Path(out)))
+        self._run(job_id, "Exporting LoRA mix…", job)
 
     def _run(self, job_id: int, what: str, job) -> None:
         self.cancel_event.clear()

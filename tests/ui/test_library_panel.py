@@ -253,3 +253,22 @@ def test_the_library_is_scanned_off_the_gui_thread(qtbot, library, monkeypatch):
     qtbot.waitUntil(lambda: not panel.scanning, timeout=10_000)
     assert sorted(names_shown(panel)) == ["broken", "grain", "ink", "moody"]
     assert scanned_in and threading.main_thread() not in scanned_in
+
+
+def test_export_mix_button_saves_the_ticked_loras_into_the_library(qtbot, window, library, monkeypatch):
+    panel = window.library_panel
+    panel.refresh()
+    target = library.root / "blend.safetensors"
+    monkeypatch.setattr("d2i_desktop.ui.library_panel.QFileDialog.getSaveFileName", lambda *a, **k: (str(target), ""))
+    panel.mix_button.click()
+    assert window.notice.level == "warning" and not target.exists()  # nothing ticked yet
+
+    for name, weight in (("ink", 0.6), ("grain", 0.4)):
+        panel.row_of(name).setCheckState(NAME, Qt.CheckState.Checked)
+        panel.weight_slider(name).set_weight(weight)
+    with qtbot.waitSignal(window.worker_thread.worker.sig_mix_exported, timeout=60_000):
+        panel.mix_button.click()
+    qtbot.waitUntil(lambda: panel.row_of("blend") is not None and not window.busy, timeout=10_000)
+    sources = json.loads(library.find("blend", "LoRA").metadata["d2i.mix"])
+    assert sorted((source["name"], source["weight"]) for source in sources) == [("grain", 0.4), ("ink", 0.6)]
+    assert window.notice.level == "info"
