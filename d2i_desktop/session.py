@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QObject, QPointF, Signal
@@ -197,25 +198,36 @@ class Session(QObject):
         super().__init__(parent)
         self.image: LoadedImage | None = None
         self.image_name = ""
+        self.image_path: str | None = None  # the file it was read from; None when pasted
         self.image_key = ""
         self.depth = DepthDocument(self)
         self.result: GenerationResult | None = None
         self.result_index = 0
+        self.result_paths: list[Path] = []  # where the result's pictures were written, once they are
         self.model: ModelInfo | None = None
         self.waiting: list[Job] = []
         self.running: Job | None = None
         self._ids = itertools.count(1)
 
     # -- image and results -------------------------------------------------------------------
-    def open_image(self, loaded: LoadedImage, name: str) -> None:
+    def open_image(self, loaded: LoadedImage, name: str, path: str | Path | None = None) -> None:
         self.image, self.image_name, self.image_key = loaded, name, image_key(loaded.image)
-        self.result, self.result_index = None, 0
+        self.image_path = str(path) if path else None
+        self.result, self.result_index, self.result_paths = None, 0, []
         self.depth.clear()
         self.sig_image_changed.emit()
 
     def set_result(self, result: GenerationResult) -> None:
-        self.result, self.result_index = result, 0
+        self.result, self.result_index, self.result_paths = result, 0, []
         self.sig_result_changed.emit()
+
+    def set_saved(self, paths: list[Path]) -> None:
+        """The current result's pictures were written to `paths`."""
+        self.result_paths = list(paths)
+
+    def current_path(self) -> Path | None:
+        """The file of the chosen picture of the result; None before it is written."""
+        return self.result_paths[self.result_index] if self.result_index < len(self.result_paths) else None
 
     def select_result(self, index: int) -> bool:
         if self.result is None or not 0 <= index < len(self.result.images):

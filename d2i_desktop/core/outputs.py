@@ -63,14 +63,16 @@ def save_unique_png(image: Image.Image, path: str | Path, parameters: str | None
 def save_numbered_png(image: Image.Image, folder: str | Path, seed: int, parameters: str | None = None) -> Path:
     """Save as `00001-<seed>.png` (AUTOMATIC1111 style), numbered above the highest number in `folder`."""
     folder = Path(folder)
-    highest = 0
-    if folder.is_dir():
-        for entry in folder.iterdir():
-            match = _NUMBERED_NAME.match(entry.name)
-            if match:
-                highest = max(highest, int(match.group(1)))
-    names = (folder / f"{number:05d}-{seed}.png" for number in itertools.count(highest + 1))
+    names = (folder / f"{number:05d}-{seed}.png" for number in itertools.count(next_number(folder)))
     return save_new_file(_png_writer(image, parameters), names)
+
+
+def next_number(folder: str | Path) -> int:
+    """One above the highest AUTOMATIC1111-style number (`00007-...`) of the files in `folder`; 1 when none."""
+    folder = Path(folder)
+    numbers = [int(match.group(1)) for entry in (folder.iterdir() if folder.is_dir() else ())
+               if (match := _NUMBERED_NAME.match(entry.name))]
+    return max(numbers, default=0) + 1
 
 
 def _png_writer(image: Image.Image, parameters: str | None, texts: dict[str, str] | None = None) -> Callable[[BinaryIO], None]:

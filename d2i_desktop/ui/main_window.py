@@ -21,7 +21,7 @@ from ..core.demo import DEMO_LABEL
 from ..core.engine import GenerationResult, ModelInfo, StepInfo
 from ..core.errors import D2IError
 from ..core.images import LoadedImage, load_image, prepare_image
-from ..core.outputs import parse_parameters, read_parameters, save_numbered_png, save_png
+from ..core.outputs import parse_parameters, read_parameters, save_new_file, save_png
 from ..core.params import GenerationParams, params_from_fields
 from ..core.paths import default_output_dir
 from ..session import Session
@@ -33,7 +33,7 @@ from .notice_bar import NoticeBar
 from .params_panel import ParamsPanel
 from .settings_dialog import SettingsDialog, load_performance, save_performance
 from .theme import THEME_SYSTEM, THEMES, apply_theme
-from .worker import WorkerThread
+from .worker import Output, WorkerThread
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class ShortcutSheet(QDialog):
 class MainWindow(QMainWindow):
     sig_request_model = Signal(int, str, bool)
     sig_request_depth = Signal(int, str, object)
-    sig_request_generate = Signal(int, object, object, object)
+    sig_request_generate = Signal(int, object, object, object, object)
     sig_request_performance = Signal(int, object)
     sig_request_mix = Signal(int, object, str)
 
@@ -171,8 +171,10 @@ class MainWindow(QMainWindow):
         self.generate_button.clicked.connect(self.generate)
         self.cancel_button = QPushButton("Cancel", objectName="cancelButton", toolTip="Cancel (Esc)", enabled=False)
         self.cancel_button.clicked.connect(self.cancel)
-        self.save_button = QPushButton("Save", objectName="saveButton", toolTip="Save the result (Ctrl+S)", enabled=False)
-        self.save_button.clicked.connect(self.save_result)
+        self.save_button = QPushButton("Export…", objectName="saveButton", enabled=False,
+                                       toolTip="Save a copy of the picture where you choose (Ctrl+S); every picture is "
+                                               "already in the output folder")
+        self.save_button.clicked.connect(lambda: self.export_result())
         self.progress = QProgressBar(objectName="progressBar", textVisible=True)
         self._reset_progress("Ready")
         buttons = QHBoxLayout()
@@ -241,10 +243,9 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         add(file_menu, "Use settings from a picture…", self.use_settings_dialog, name="useSettingsAction")
         file_menu.addSeparator()
-        self.save_action = add(file_menu, "&Save result", self.save_result, QKeySequence.StandardKey.Save,
-                               "saveAction", ("document-save", style.SP_DialogSaveButton))
-        self.save_as_action = add(file_menu, "Save result &as…", self.save_result_as, QKeySequence.StandardKey.SaveAs,
-                                  "saveAsAction", ("document-save-as", style.SP_DialogSaveButton))
+        self.save_action = add(file_menu, "&Save as… / Export", lambda: self.export_result(),
+                               [QKeySequence.StandardKey.Save, QKeySequence.StandardKey.SaveAs], "saveAction",
+                               ("document-save-as", style.SP_DialogSaveButton))
         add(file_menu, "Choose output folder…", self.choose_output_dir, icon=("folder", style.SP_DirIcon))
         file_menu.addSeparator()
         add(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit, icon=("application-exit",
@@ -346,6 +347,7 @@ class MainWindow(QMainWindow):
         worker.sig_depth_ready.connect(self._on_depth_ready)
         worker.sig_step.connect(self._on_step)
         worker.sig_result.connect(self._on_result)
+        worker.sig_saved.connect(self._on_saved)
         worker.sig_cancelled.connect(self._on_cancelled)
         worker.sig_failed.connect(self._on_failed)
         worker.sig_fix_offered.connect(self._offer_fix)
@@ -535,7 +537,7 @@ class MainWindow(QMainWindow):
         if loaded is None:
             return False
         self.settings.setValue("paths/last_image", str(path))
-        self.set_image(loaded, Path(path).name)
+        self.set_image(loaded, Path(path).name, path)
         return True
 
     def paste_image(self) -> bool:
@@ -552,8 +554,8 @@ class MainWindow(QMainWindow):
         self.notice.show_message("The clipboard holds no picture.", "Copy an image or an image file, then paste again.")
         return False
 
-    def set_image(self, loaded: LoadedImage, name: str) -> None:
-        self.session.open_image(loaded, name)
+    def set_image(self, loaded: LoadedImage, name: str, path: str | Path | None = None) -> None:
+        self.session.open_image(loaded, name, path)
         self.results_list.clear()
         self.results_list.hide()
         self.canvas.set_input(to_qimage(loaded.image))
@@ -684,7 +686,8 @@ class MainWindow(QMainWindow):
         depth = None if self.depth is None else self.depth.copy()
         # The job waits from now on, not from when the worker starts it: a second click must not queue a second run.
         job = self.session.add_job("Generating…")
-        self.sig_request_generate.emit(job.id, params, self.session.image.image, depth)
+        self.sig_request_generate.emit(job.id, params, self.session.image.image, depth,
+                                       Output(self.output_dir(), self.session.image_path))
 
     def export_mix(self, sources: tuple, path: str) -> None:
         """Have the worker save `sources` (LoRA name, weight) as one LoRA file at `path`."""
@@ -730,6 +733,10 @@ class MainWindow(QMainWindow):
             self.notice.show_message(" ".join(result.notes), level="info")
         self.statusBar().showMessage(f"Generated {len(result.images)} image(s) in {result.seconds:.1f} s", 8000)
 
+    def _on_saved(self, _job_id: int, paths: list[Path]) -> None:
+        self.session.set_saved(paths)
+        self.statusBar().showMessage(f"Saved {len(paths)} picture(s) in {paths[0].parent}", 8000)
+
     def _show_result(self) -> None:
         current = self.session.current_result()
         if current is None:
@@ -763,31 +770,21 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     # -- saving ----------------------------------------------------------------------
-    def save_result(self) -> Path | None:
+    def export_result(self, path: str | Path | None = None) -> Path | None:
+        """A copy of the chosen picture (record included) at `path`, or where the user chooses; never overwrites."""
         current = self.session.current_result()
         if current is None:
             return None
-        image, seed, text = current
-        try:
-            path = self.attempt(save_numbered_png, image, self.output_dir(), seed, text)
-        except OSError as exc:
-            self.notice.show_message(f"Could not save into {self.output_dir()}: {exc.strerror}.",
-                                     "Choose another output folder in the File menu.")
-            return None
-        if path is not None:
-            self.statusBar().showMessage(f"Saved {path}", 8000)
-        return path
-
-    def save_result_as(self) -> Path | None:
-        current = self.session.current_result()
-        if current is None:
-            return None
-        path, _ = QFileDialog.getSaveFileName(self, "Save result", str(self.output_dir()), "PNG (*.png)",
-                                              options=QFileDialog.Option.DontConfirmOverwrite)
-        if not path:
-            return None
-        image, _seed, text = current
-        saved = self.attempt(save_png, image, Path(path).with_suffix(".png"), text)
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Save as / Export", str(self.output_dir()), "PNG (*.png)",
+                                                  options=QFileDialog.Option.DontConfirmOverwrite)
+            if not path:
+                return None
+        target, source = Path(path).with_suffix(".png"), self.session.current_path()
+        if source is not None and source.is_file():
+            saved = self.attempt(save_new_file, lambda file: file.write(source.read_bytes()), [target])
+        else:  # not written yet, or gone from the output folder: the picture with its settings text
+            saved = self.attempt(save_png, current[0], target, current[2])
         if saved is not None:
             self.statusBar().showMessage(f"Saved {saved}", 8000)
         return saved
@@ -801,7 +798,7 @@ class MainWindow(QMainWindow):
         self.cancel_action.setEnabled(self.busy)
         self.depth_panel.set_state(can_estimate=ready, has_depth=self.depth is not None)
         has_result = self.result is not None
-        for widget in (self.save_button, self.save_action, self.save_as_action):
+        for widget in (self.save_button, self.save_action):
             widget.setEnabled(has_result)
         self.save_depth_action.setEnabled(self.depth is not None)
 

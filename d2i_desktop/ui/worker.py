@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +21,22 @@ from ..core.acceleration import PerformanceSettings
 from ..core.demo import make_demo_model
 from ..core.engine import Engine, GenerationResult, ModelInfo, StepInfo
 from ..core.errors import Cancelled, D2IError
+from ..core.history.index import History
+from ..core.history.record import depth_levels, levels_to_depth, save_result
 from ..core.lora_mix import export_mix
+from ..core.outputs import next_number
 from ..core.params import GenerationParams
 from ..core.preview import PREVIEW_INTERVAL
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Output:
+    """Where a job's pictures go: the folder, and the file the input image was read from (None when pasted)."""
+
+    folder: Path
+    input_path: str | None = None
 
 
 class Worker(QObject):
@@ -42,6 +54,8 @@ class Worker(QObject):
     """One denoising step done; carries StepInfo (with a uint8 preview or None)."""
     sig_result = Signal(object)
     """Generation finished; carries GenerationResult."""
+    sig_saved = Signal(int, object)
+    """The pictures of a job are written (with their record and depth map) and indexed; carries its id and their paths."""
     sig_cancelled = Signal()
     """The running job stopped because the user cancelled it."""
     sig_failed = Signal(str, str)
@@ -76,13 +90,26 @@ class Worker(QObject):
             self.sig_depth_ready.emit(key, depth)
         self._run(job_id, "Estimating depth…", job)
 
-    @Slot(int, object, object, object)
-    def generate(self, job_id: int, params: GenerationParams, image: Image.Image, depth: np.ndarray | None) -> None:
+    @Slot(int, object, object, object, object)
+    def generate(self, job_id: int, params: GenerationParams, image: Image.Image, depth: np.ndarray | None,
+                 output: Output) -> None:
         def job():
+            # Generation uses exactly the 16-bit map kept beside the pictures, as `d2i generate` does.
+            levels = depth_levels(self.engine.estimate_depth(image, self.cancel_event) if depth is None else depth)
             result: GenerationResult = self.engine.generate(
-                params, image, depth, on_step=self.sig_step.emit, cancel=self.cancel_event,
+                params, image, levels_to_depth(levels), on_step=self.sig_step.emit, cancel=self.cancel_event,
                 preview_interval=PREVIEW_INTERVAL)
             self.sig_result.emit(result)
+            first = next_number(output.folder)
+            targets = [output.folder / f"{first + index:05d}-{seed}.png" for index, seed in enumerate(result.seeds)]
+            saved = save_result(self.engine, result, output.input_path, image, levels, targets)
+            self.sig_saved.emit(job_id, [path for path, _record in saved])
+            history = History()
+            try:
+                for path, record in saved:
+                    history.add(path, record)
+            finally:
+                history.close()
         self._run(job_id, "Generating…", job)
 
     @Slot(int, object)
@@ -142,4 +169,4 @@ class WorkerThread:
         return self.thread.wait(timeout_ms)
 
 
-__all__ = ["Worker", "WorkerThread", "ModelInfo", "StepInfo"]
+__all__ = ["Output", "Worker", "WorkerThread", "ModelInfo", "StepInfo"]

@@ -5,8 +5,10 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import QEvent, QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent, QGuiApplication, QImage, QMouseEvent
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QFileDialog
 
+from d2i_desktop.core.history.index import History
+from d2i_desktop.core.history.record import read_record
 from d2i_desktop.core.outputs import parse_parameters, read_parameters
 from d2i_desktop.ui.canvas import VIEW_SIDE_BY_SIDE
 
@@ -75,7 +77,7 @@ def test_estimate_button_reestimates(qtbot, window, photo_file):
     qtbot.waitUntil(lambda: window.depth is not None)
 
 
-def test_generate_shows_progress_previews_result_and_saves_with_metadata(qtbot, window, photo_file, tmp_path):
+def test_generate_shows_progress_previews_result_and_saves_with_metadata(qtbot, window, photo_file, tmp_path, monkeypatch):
     open_with_depth(qtbot, window, photo_file)
     set_fast_params(window)
     worker = window.worker_thread.worker
@@ -91,14 +93,36 @@ def test_generate_shows_progress_previews_result_and_saves_with_metadata(qtbot, 
     assert window.canvas.view_mode == VIEW_SIDE_BY_SIDE
     assert window.save_button.isEnabled()
 
-    qtbot.mouseClick(window.save_button, Qt.MouseButton.LeftButton)
+    # Written at once, with the 16-bit depth map used beside it, and indexed.
     saved = sorted((tmp_path / "outputs").glob("*.png"))
-    assert [p.name for p in saved] == ["00001-99.png"]
-    fields = parse_parameters(read_parameters(saved[0]))
+    assert [p.name for p in saved] == ["00001-99.depth.png", "00001-99.png"]
+    assert window.session.current_path() == saved[1]
+    fields = parse_parameters(read_parameters(saved[1]))
     assert fields["prompt"] == "a lighthouse at dusk" and fields["Seed"] == "99" and fields["Steps"] == "4"
     assert fields["Size"] == "80x64" and fields["Model"] == "demo model (random weights)"
-    window.save_result()  # a second save never overwrites the first
-    assert [p.name for p in sorted((tmp_path / "outputs").glob("*.png"))] == ["00001-99.png", "00002-99.png"]
+    history = History()
+    try:
+        assert [(entry.path, entry.seed) for entry in history.search("lighthouse")] == [(str(saved[1].resolve()), 99)]
+    finally:
+        history.close()
+
+    export = tmp_path / "elsewhere" / "keep.png"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, **kwargs: (str(export), "PNG (*.png)"))
+    qtbot.mouseClick(window.save_button, Qt.MouseButton.LeftButton)
+    assert export.read_bytes() == saved[1].read_bytes()  # a copy, record and all
+    assert window.export_result(export) is None  # a second export never overwrites the first
+    assert "keep.png" in window.notice.message() and export.read_bytes() == saved[1].read_bytes()
+
+
+def test_no_result_is_lost_when_the_next_one_starts(qtbot, window, photo_file, tmp_path):
+    open_with_depth(qtbot, window, photo_file)
+    for seed in (7, 8):
+        set_fast_params(window, seed=seed)
+        generate_and_wait(qtbot, window)
+    names = sorted(p.name for p in (tmp_path / "outputs").glob("*.png") if not p.name.endswith(".depth.png"))
+    assert names == ["00001-7.png", "00002-8.png"]
+    record = read_record(tmp_path / "outputs" / "00001-7.png")
+    assert record["seed"] == 7 and record["input"]["path"] == str(photo_file.resolve())
 
 
 def test_progress_text_shows_rate_and_time_left(qtbot, window, photo_file):
@@ -298,7 +322,7 @@ def test_use_settings_from_our_own_output(qtbot, window, photo_file, tmp_path):
     set_fast_params(window, prompt="tide pools", seed=4242)
     window.params_panel.scheduler.setCurrentText("Heun")
     generate_and_wait(qtbot, window)
-    saved = window.save_result()
+    saved = window.session.current_path()
     set_fast_params(window, prompt="something else", seed=1)
     assert window.use_settings_from(saved)
     params = window.params_panel.params()
