@@ -180,6 +180,7 @@ class Job:
 
     id: int
     what: str  # in words, e.g. "Generating…"
+    request: tuple = ()  # a queued generation's arguments for the worker, after the id
 
 
 class Session(QObject):
@@ -192,7 +193,7 @@ class Session(QObject):
     sig_model_changed = Signal()
     """A model finished loading, or loading one began (model is None meanwhile)."""
     sig_jobs_changed = Signal()
-    """A job was asked for, started or ended."""
+    """A job was asked for, queued, moved, started or ended."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -205,8 +206,9 @@ class Session(QObject):
         self.result_index = 0
         self.result_paths: list[Path] = []  # where the result's pictures were written, once they are
         self.model: ModelInfo | None = None
-        self.waiting: list[Job] = []
+        self.waiting: list[Job] = []  # sent to the worker, not started yet
         self.running: Job | None = None
+        self.queue: list[Job] = []  # generations kept here until the worker is free; they can be reordered or taken back
         self._ids = itertools.count(1)
 
     # -- image and results -------------------------------------------------------------------
@@ -274,10 +276,47 @@ class Session(QObject):
         self.waiting = [job for job in self.waiting if job.id != job_id]
         self.sig_jobs_changed.emit()
 
+    def enqueue(self, what: str, request: tuple) -> Job:
+        """A generation for the queue; it goes to the worker when take_next gives it."""
+        job = Job(next(self._ids), what, request)
+        self.queue.append(job)
+        self.sig_jobs_changed.emit()
+        return job
+
+    def take_next(self) -> Job | None:
+        """The first queued job, now waiting for the worker; None when the queue is empty or the worker is busy."""
+        if self.busy or not self.queue:
+            return None
+        job = self.queue.pop(0)
+        self.waiting.append(job)
+        self.sig_jobs_changed.emit()
+        return job
+
+    def move(self, job_id: int, places: int) -> bool:
+        """Move a queued job `places` up (negative) or down the queue."""
+        index = next((i for i, job in enumerate(self.queue) if job.id == job_id), None)
+        if index is None or not 0 <= index + places < len(self.queue):
+            return False
+        self.queue.insert(index + places, self.queue.pop(index))
+        self.sig_jobs_changed.emit()
+        return True
+
+    def take_back(self, job_id: int) -> Job | None:
+        """Remove a queued job from the queue and return it (None when it is not queued any more)."""
+        job = next((job for job in self.queue if job.id == job_id), None)
+        if job is not None:
+            self.queue.remove(job)
+            self.sig_jobs_changed.emit()
+        return job
+
+    def clear_queue(self) -> None:
+        self.queue.clear()
+        self.sig_jobs_changed.emit()
+
     def status(self) -> str:
         """The running job in words, and how many wait behind it."""
         if not self.busy:
             return ""
         text = self.running.what if self.running is not None else self.waiting[0].what
-        behind = len(self.waiting) - (self.running is None)
+        behind = len(self.waiting) - (self.running is None) + len(self.queue)
         return text + (f" ({behind} more waiting)" if behind else "")

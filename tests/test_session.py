@@ -59,3 +59,22 @@ def test_jobs_keep_the_session_busy_until_the_last_one_ends():
     session.job_started(depth.id)
     session.job_ended(depth.id)
     assert not session.busy and session.status() == "" and changes[-1] is False
+
+
+def test_queued_generations_wait_their_turn_and_can_be_moved_or_taken_back():
+    session = Session()
+    first, second, third = (session.enqueue(f"seed {seed}", ("params", seed)) for seed in (1, 2, 3))
+    assert not session.busy and [job.id for job in session.queue] == [first.id, second.id, third.id]
+    assert session.move(third.id, -2) and [job.id for job in session.queue] == [third.id, first.id, second.id]
+    assert not session.move(third.id, -1)  # already first
+    assert session.take_back(first.id) == first and session.take_back(first.id) is None
+    model = session.add_job("Loading model…")
+    assert session.take_next() is None  # the worker is busy: the queue waits
+    session.job_started(model.id)
+    assert session.status() == "Loading model… (2 more waiting)"
+    session.job_ended(model.id)
+    job = session.take_next()
+    assert job == third and job.request == ("params", 3) and session.busy and session.take_next() is None
+    session.job_started(job.id)
+    session.clear_queue()
+    assert session.queue == [] and session.running == third

@@ -12,7 +12,7 @@ from PySide6.QtCore import QRect, QSettings, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup, QGuiApplication, QIcon, QImage, QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import (
     QApplication, QDialog, QDialogButtonBox, QDockWidget, QFileDialog, QFrame, QHBoxLayout, QLabel, QListWidget,
-    QListWidgetItem, QMainWindow, QProgressBar, QPushButton, QScrollArea, QStyle, QTableWidget, QTableWidgetItem, QToolBar,
+    QListWidgetItem, QMainWindow, QMessageBox, QProgressBar, QPushButton, QScrollArea, QStyle, QTableWidget, QTableWidgetItem, QToolBar,
     QVBoxLayout, QWidget,
 )
 
@@ -22,7 +22,7 @@ from ..core.engine import GenerationResult, ModelInfo, StepInfo
 from ..core.errors import D2IError
 from ..core.images import LoadedImage, load_image, prepare_image
 from ..core.outputs import parse_parameters, read_parameters, save_new_file, save_png
-from ..core.params import GenerationParams, params_from_fields
+from ..core.params import MAX_SEED, GenerationParams, params_from_fields
 from ..core.paths import default_output_dir
 from ..session import Session
 from .canvas import VIEW_COMPARE, VIEW_SIDE_BY_SIDE, Canvas, to_qimage
@@ -31,6 +31,7 @@ from .depth_tools import DepthToolsPanel
 from .library_panel import LibraryPanel
 from .notice_bar import NoticeBar
 from .params_panel import ParamsPanel
+from .queue_panel import QueuePanel
 from .settings_dialog import SettingsDialog, load_performance, save_performance
 from .theme import THEME_SYSTEM, THEMES, apply_theme
 from .worker import Output, WorkerThread
@@ -55,6 +56,13 @@ def qimage_to_pil(image: QImage) -> Image.Image:
 
 
 TWO_PANEL_COLUMNS_FROM = 1600  # window width from which the depth tools get a column of their own
+
+
+def job_text(params: GenerationParams) -> str:
+    """A queued generation in words, as the queue and the status bar show it."""
+    prompt = params.prompt if len(params.prompt) <= 40 else params.prompt[:39] + "…"
+    seed = "random seed" if params.seed == -1 else f"seed {params.seed}"
+    return f"“{prompt}” · {seed}"
 
 
 def first_geometry(available: QRect) -> QRect:
@@ -116,6 +124,7 @@ class MainWindow(QMainWindow):
         self.performance_report = None
         self._performance_requested = False
         self._hidden_panels: list[QWidget] = []
+        self._quit_confirmed = False
         self.theme = apply_theme(self.settings.value("ui/theme", THEME_SYSTEM))
 
         self._build_widgets()
@@ -200,6 +209,10 @@ class MainWindow(QMainWindow):
         self.library_panel.sig_message.connect(self.notice.show_message)
         self.library_panel.sig_export_mix.connect(self.export_mix)
 
+        self.queue_panel = QueuePanel(self.session)
+        self.queue_panel.sig_edit.connect(self.edit_queued)
+        self.queue_panel.sig_cancel_all.connect(self.cancel_all)
+
         self.model_label = QLabel(objectName="modelLabel")
         self.statusBar().addPermanentWidget(self.model_label)
 
@@ -218,7 +231,8 @@ class MainWindow(QMainWindow):
         self.depth_dock = dock("Depth", "depthDock", self.depth_panel, right)
         self.depth_tools_dock = dock("Depth tools", "depthToolsDock", self.depth_tools, right)
         self.library_dock = dock("LoRAs and embeddings", "libraryDock", self.library_panel, right)
-        self.docks = [self.generate_dock, self.depth_dock, self.depth_tools_dock, self.library_dock]
+        self.queue_dock = dock("Queue", "queueDock", self.queue_panel, right)
+        self.docks = [self.generate_dock, self.depth_dock, self.depth_tools_dock, self.library_dock, self.queue_dock]
 
     def _build_actions(self) -> None:
         """Every menu, its actions, their keys and icons: the one place they are declared."""
@@ -281,6 +295,8 @@ class MainWindow(QMainWindow):
                                    "generateAction", ("media-playback-start", style.SP_MediaPlay))
         self.cancel_action = add(generate_menu, "&Cancel", self.cancel, "Escape", "cancelAction",
                                  ("process-stop", style.SP_BrowserStop))
+        self.cancel_all_action = add(generate_menu, "Cancel &all (empty the queue)", self.cancel_all, "Shift+Escape",
+                                     "cancelAllAction")
         self.generate_button.setIcon(self.generate_action.icon())
         self.cancel_button.setIcon(self.cancel_action.icon())
         self.save_button.setIcon(self.save_action.icon())
@@ -388,12 +404,14 @@ class MainWindow(QMainWindow):
             dock.show()
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.generate_dock)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.depth_dock)
+        self.tabifyDockWidget(self.depth_dock, self.queue_dock)
         self.addDockWidget(tools_area, self.depth_tools_dock)
         self.addDockWidget(tools_area, self.library_dock)
         if not two_columns:
             self.tabifyDockWidget(self.generate_dock, self.depth_tools_dock)
         self.tabifyDockWidget(self.depth_tools_dock, self.library_dock)
         (self.depth_tools_dock if two_columns else self.generate_dock).raise_()
+        self.depth_dock.raise_()
         columns = [self.depth_tools_dock, self.generate_dock] if two_columns else [self.generate_dock]
         widths = [max(dock.widget().widget().minimumSizeHint().width() + 24, self.width() // 5) for dock in columns]
         self.resizeDocks(columns, widths, Qt.Orientation.Horizontal)
@@ -664,9 +682,7 @@ class MainWindow(QMainWindow):
 
     # -- generation ------------------------------------------------------------------
     def generate(self) -> None:
-        if self.busy:
-            self.statusBar().showMessage("Wait for the running job to finish, or cancel it (Esc).", 5000)
-            return
+        """Queue the panel's settings, batch count times with successive seeds; they run when the worker is free."""
         if self.session.image is None:
             self.notice.show_message("Open a photo first.", "Generation repaints a photo; open one with Ctrl+O.")
             return
@@ -680,14 +696,40 @@ class MainWindow(QMainWindow):
         if self.notice.level == "error":
             self.notice.hide()
         self.settings.setValue("params/last", params.to_json())
+        # A copy: the worker must not see strokes painted after Generate.
+        depth = None if self.depth is None else self.depth.copy()
+        rest = (self.session.image.image, depth, Output(self.output_dir(), self.session.image_path))
+        count = self.params_panel.batch.value()
+        first = params.seed if count == 1 else params.resolved_seed()
+        for index in range(count):
+            job_params = params if count == 1 else replace(params, seed=(first + index) % (MAX_SEED + 1))
+            self.session.enqueue(job_text(job_params), (job_params, *rest))
+        if self.session.busy:
+            self.statusBar().showMessage(f"Queued {count} job(s): they run when the current one ends.", 5000)
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        """Send the first queued generation to the worker if it is free."""
+        job = self.session.take_next()
+        if job is None:
+            return
+        params = job.request[0]
         self.progress.setRange(0, params.denoising_steps)
         self._reset_progress("Starting…")
-        # A copy: the worker must not see strokes painted while it runs.
-        depth = None if self.depth is None else self.depth.copy()
-        # The job waits from now on, not from when the worker starts it: a second click must not queue a second run.
-        job = self.session.add_job("Generating…")
-        self.sig_request_generate.emit(job.id, params, self.session.image.image, depth,
-                                       Output(self.output_dir(), self.session.image_path))
+        self.sig_request_generate.emit(job.id, *job.request)
+
+    def edit_queued(self, job_id: int) -> None:
+        """Take a queued job out of the queue and put its settings into the Generate panel."""
+        job = self.session.take_back(job_id)
+        if job is not None:
+            self.params_panel.set_params(job.request[0])
+            self.params_panel.batch.setValue(1)
+            self.statusBar().showMessage("The job's settings are in the Generate panel; Generate queues it again.", 8000)
+
+    def cancel_all(self) -> None:
+        """Empty the queue and stop the running job."""
+        self.session.clear_queue()
+        self.cancel()
 
     def export_mix(self, sources: tuple, path: str) -> None:
         """Have the worker save `sources` (LoRA name, weight) as one LoRA file at `path`."""
@@ -762,6 +804,7 @@ class MainWindow(QMainWindow):
         self.notice.set_action(fix.label, lambda: self.apply_performance(load_performance(self.settings).with_fix(fix)))
 
     def _on_jobs_changed(self) -> None:
+        self._dispatch()
         status = self.session.status()
         if status:
             self.statusBar().showMessage(status)
@@ -792,10 +835,12 @@ class MainWindow(QMainWindow):
     # -- state -----------------------------------------------------------------------
     def _update_actions(self) -> None:
         ready = self.session.can_generate() and not self.busy
-        self.generate_button.setEnabled(ready)
-        self.generate_action.setEnabled(ready)
+        self.generate_button.setEnabled(self.session.can_generate())  # while busy, Generate queues
+        self.generate_button.setText("Add to queue" if self.busy else "Generate")
+        self.generate_action.setEnabled(self.session.can_generate())
         self.cancel_button.setEnabled(self.busy)
         self.cancel_action.setEnabled(self.busy)
+        self.cancel_all_action.setEnabled(self.busy or bool(self.session.queue))
         self.depth_panel.set_state(can_estimate=ready, has_depth=self.depth is not None)
         has_result = self.result is not None
         for widget in (self.save_button, self.save_action):
@@ -803,6 +848,14 @@ class MainWindow(QMainWindow):
         self.save_depth_action.setEnabled(self.depth is not None)
 
     def closeEvent(self, event):
+        if self.session.queue and not self._quit_confirmed:
+            waiting = len(self.session.queue)
+            answer = QMessageBox.question(self, "Quit with jobs in the queue?",
+                                          f"{waiting} generation(s) wait in the queue and will not run. Quit anyway?")
+            if answer != QMessageBox.StandardButton.Yes:
+                event.ignore()
+                return
+            self._quit_confirmed = True  # asked once
         self.set_canvas_only(False)  # the layout is remembered with its panels shown
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())

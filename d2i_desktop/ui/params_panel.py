@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (
 from ..core.params import DEFAULT_SCHEDULER, MAX_IMAGES, MAX_STEPS, SCHEDULERS, GenerationParams
 
 QT_MAX_INT = 2**31 - 1  # QSpinBox holds a signed 32-bit int
+MAX_BATCH = 100
 
 
 class PromptEdit(QPlainTextEdit):
@@ -47,6 +48,8 @@ class ParamsPanel(QWidget):
         self.reuse_seed.clicked.connect(lambda: self.seed.setValue(self._last_seed))
         self._last_seed = -1
         self.num_images = QSpinBox(objectName="numImagesSpin", minimum=1, maximum=MAX_IMAGES, value=1)
+        self.batch = QSpinBox(objectName="batchSpin", minimum=1, maximum=MAX_BATCH, value=1)
+        self.batch.setToolTip("Run these settings this many times, one after another, with successive seeds.")
         self.scheduler = QComboBox(objectName="schedulerCombo")
         self.scheduler.addItems(list(SCHEDULERS))
         self.scheduler.setCurrentText(DEFAULT_SCHEDULER)
@@ -65,6 +68,7 @@ class ParamsPanel(QWidget):
         form.addRow("Guidance", self.guidance)
         form.addRow("Seed", seed_row)
         form.addRow("Images", self.num_images)
+        form.addRow("Batch count", self.batch)
         form.addRow("Sampler", self.scheduler)
 
     def _prompt_edit(self, name: str, placeholder: str, height: int) -> PromptEdit:

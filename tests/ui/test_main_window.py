@@ -336,14 +336,15 @@ def test_use_settings_from_a_picture_without_them(window, photo_file):
     assert window.params_panel.params() == before
 
 
-def test_a_second_generate_click_does_not_queue_a_second_run(qtbot, window, photo_file):
+def test_each_generate_click_queues_exactly_one_run(qtbot, window, photo_file):
     open_with_depth(qtbot, window, photo_file)
     set_fast_params(window)
     runs = []
     window.worker_thread.worker.sig_result.connect(runs.append)
     window.generate()
-    window.generate()  # before the worker has even started
-    assert not window.generate_button.isEnabled()
-    qtbot.waitUntil(lambda: window.result is not None and not window.busy, timeout=60_000)
-    qtbot.wait(1000)  # a queued second run would have finished by now
-    assert len(runs) == 1
+    window.generate()  # before the worker has even started: a second job, queued behind the first
+    assert window.generate_button.isEnabled() and window.generate_button.text() == "Add to queue"
+    assert len(window.session.queue) == 1
+    qtbot.waitUntil(lambda: len(runs) == 2 and not window.busy, timeout=60_000)
+    qtbot.wait(1000)  # a third run would have finished by now
+    assert len(runs) == 2 and window.generate_button.text() == "Generate"

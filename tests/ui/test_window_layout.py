@@ -171,4 +171,4 @@ def test_on_a_laptop_the_picture_gets_most_of_the_width_and_a_wide_screen_adds_a
     window.findChild(QAction, "resetLayoutAction").trigger()
     qtbot.waitUntil(lambda: window.dockWidgetArea(window.depth_tools_dock) == Qt.DockWidgetArea.LeftDockWidgetArea)
     assert window.depth_tools_dock.isVisible() and window.generate_dock.isVisible()
-    assert window.canvas.width() > 0.5 * window.width()
+    qtbot.waitUntil(lambda: window.canvas.width() > 0.5 * window.width())  # once the docks have settled

@@ -1,0 +1,101 @@
+"""The queue with qtbot: batch counts, jobs waiting behind a running one, reorder, edit, remove, cancel, quit."""
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
+
+from d2i_desktop.core.history.record import read_record
+
+
+@pytest.fixture
+def ready(qtbot, window, make_photo):
+    with qtbot.waitSignal(window.worker_thread.worker.sig_depth_ready, timeout=30_000):
+        assert window.open_image(make_photo(64, 64, "dunes.png", seed=3))
+    qtbot.waitUntil(lambda: window.depth is not None and not window.busy, timeout=10_000)
+    return window
+
+
+def settings(window, prompt, steps=2, seed=10, batch=1):
+    panel = window.params_panel
+    panel.prompt.setPlainText(prompt)
+    panel.steps.setValue(steps)
+    panel.strength.setValue(1.0)
+    panel.seed.setValue(seed)
+    panel.batch.setValue(batch)
+
+
+def queued_prompts(window):
+    return [job.request[0].prompt for job in window.session.queue]
+
+
+def test_batch_count_runs_the_settings_with_successive_seeds(qtbot, ready, tmp_path):
+    window = ready
+    settings(window, "sand dunes", seed=41, batch=3)
+    runs = []
+    window.worker_thread.worker.sig_result.connect(lambda result: runs.append(result.seeds[0]))
+    qtbot.mouseClick(window.generate_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(runs) == 3 and not window.busy, timeout=90_000)
+    assert runs == [41, 42, 43]
+    pictures = sorted(p for p in (tmp_path / "outputs").glob("*.png") if not p.name.endswith(".depth.png"))
+    assert [read_record(p)["seed"] for p in pictures] == [41, 42, 43]
+
+
+def test_jobs_wait_behind_a_running_one_and_can_be_moved_edited_and_removed(qtbot, ready):
+    window = ready
+    panel = window.queue_panel
+    settings(window, "long run", steps=400)
+    window.generate()
+    qtbot.waitUntil(lambda: window.session.running is not None, timeout=10_000)
+    for prompt in ("first", "second", "third"):
+        settings(window, prompt)
+        qtbot.mouseClick(window.generate_button, Qt.MouseButton.LeftButton)
+    assert queued_prompts(window) == ["first", "second", "third"]
+    assert panel.list.count() == 4 and panel.list.item(0).text().startswith("▶")  # the running job on top
+
+    panel.select(window.session.queue[2].id)
+    qtbot.mouseClick(panel.up_button, Qt.MouseButton.LeftButton)
+    assert queued_prompts(window) == ["first", "third", "second"]
+    assert panel.current_id() == window.session.queue[1].id  # the moved job stays selected
+    panel.select(window.session.queue[0].id)
+    qtbot.mouseClick(panel.edit_button, Qt.MouseButton.LeftButton)
+    assert queued_prompts(window) == ["third", "second"] and window.params_panel.prompt.toPlainText() == "first"
+    panel.select(window.session.queue[1].id)
+    qtbot.mouseClick(panel.remove_button, Qt.MouseButton.LeftButton)
+    assert queued_prompts(window) == ["third"]
+
+    started = []
+    window.worker_thread.worker.sig_job_started.connect(lambda job_id, _what: started.append(job_id))
+    third = window.session.queue[0].id
+    window.cancel()  # the running job only: the queue goes on
+    qtbot.waitUntil(lambda: third in started, timeout=20_000)
+    qtbot.waitUntil(lambda: not window.busy, timeout=60_000)
+    assert window.result.params.prompt == "third" and window.session.queue == []
+
+
+def test_cancel_all_empties_the_queue_and_stops_the_running_job(qtbot, ready):
+    window = ready
+    settings(window, "long run", steps=400)
+    window.generate()
+    qtbot.waitUntil(lambda: window.session.running is not None, timeout=10_000)
+    settings(window, "waits", batch=2)
+    window.generate()
+    assert len(window.session.queue) == 2 and window.cancel_all_action.isEnabled()
+    qtbot.mouseClick(window.queue_panel.cancel_all_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not window.busy, timeout=20_000)
+    assert window.session.queue == [] and window.result is None and window.progress.format() == "Cancelled"
+
+
+def test_closing_with_a_queue_asks_once(qtbot, ready, monkeypatch):
+    window = ready
+    answers = [QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes]
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *args, **kwargs: (asked.append(args[2]), answers.pop(0))[1])
+    settings(window, "long run", steps=400)
+    window.generate()
+    settings(window, "waits")
+    window.generate()
+    assert not window.close() and window.isVisible()  # "No" keeps the window and its queue
+    assert "1 generation(s) wait in the queue" in asked[0] and len(window.session.queue) == 1
+    assert window.close() and len(asked) == 2 and not window.worker_thread.thread.isRunning()
+    window.close()  # closing again does not ask again
+    assert len(asked) == 2
