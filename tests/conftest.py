@@ -24,6 +24,19 @@ def demo_model_dir(tmp_path_factory) -> Path:
     return make_demo_model(tmp_path_factory.mktemp("models") / "demo")
 
 
+@pytest.fixture(scope="module")
+def engine(demo_model_dir):
+    """An engine for one test module alone: its tests may load LoRAs or change settings without touching others'."""
+    import torch
+
+    from d2i_desktop.core.engine import Engine
+
+    torch.set_num_threads(1)  # the same small figures whatever the machine, and no oversubscribed cores
+    engine = Engine(device="cpu")
+    engine.load(demo_model_dir)
+    return engine
+
+
 @pytest.fixture(scope="session")
 def demo_engine(demo_model_dir):
     """One Engine with the demo model loaded through the normal loading path (CPU, fp32)."""

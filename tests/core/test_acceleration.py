@@ -22,14 +22,6 @@ from d2i_desktop.core.preview import latents_to_rgb
 from d2i_desktop.core.unet_accel import UNetAccelerator
 
 
-@pytest.fixture(scope="module")
-def engine(demo_model_dir) -> Engine:
-    """An engine of this module's own: its settings change from test to test."""
-    engine = Engine(device="cpu")
-    engine.load(demo_model_dir)
-    return engine
-
-
 @pytest.fixture(autouse=True)
 def balanced(engine):
     engine.set_performance(PRESETS["balanced"])

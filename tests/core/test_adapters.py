@@ -6,7 +6,6 @@ import torch
 from PIL import Image
 
 from d2i_desktop.core.adapters import adapter_name, split_lora_tags
-from d2i_desktop.core.engine import Engine
 from d2i_desktop.core.errors import ParamError
 from d2i_desktop.core.library import LORA, Library
 from d2i_desktop.core.lora_files import LibraryFileError
@@ -16,15 +15,6 @@ from library_samples import (
     embedding_vectors, lora_state, sd1_lora, sdxl_lora, write_a1111_embedding, write_diffusers_embedding, write_lora,
     write_pickle_payload,
 )
-
-
-@pytest.fixture(scope="module")
-def engine(demo_model_dir):
-    """An engine of its own: these tests load adapters into its pipeline."""
-    torch.set_num_threads(1)
-    engine = Engine(device="cpu")
-    engine.load(demo_model_dir)
-    return engine
 
 
 @pytest.fixture(scope="module")

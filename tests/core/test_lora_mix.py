@@ -6,25 +6,15 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from safetensors import safe_open
 
-from d2i_desktop.core.engine import Engine
 from d2i_desktop.core.errors import ParamError
 from d2i_desktop.core.library import LORA, Library
 from d2i_desktop.core.lora_files import LibraryFileError, sha256_file
 from d2i_desktop.core.lora_mix import MIX_METADATA_KEY, export_mix
 from d2i_desktop.core.params import GenerationParams
 from library_samples import lora_state, write_lora
-
-
-@pytest.fixture(scope="module")
-def engine(demo_model_dir):
-    torch.set_num_threads(1)
-    engine = Engine(device="cpu")
-    engine.load(demo_model_dir)
-    return engine
 
 
 @pytest.fixture

@@ -6,20 +6,11 @@ import torch
 from PIL import Image
 
 from d2i_desktop.core import prompts
-from d2i_desktop.core.engine import Engine
 from d2i_desktop.core.errors import ParamError
 from d2i_desktop.core.library import Library
 from d2i_desktop.core.outputs import parse_parameters
 from d2i_desktop.core.params import GenerationParams
 from library_samples import embedding_vectors, lora_state, write_a1111_embedding, write_lora
-
-
-@pytest.fixture(scope="module")
-def engine(demo_model_dir):
-    torch.set_num_threads(1)
-    engine = Engine(device="cpu")
-    engine.load(demo_model_dir)
-    return engine
 
 
 @pytest.fixture(scope="module")

@@ -8,18 +8,9 @@ import pytest
 import torch
 from PIL import Image
 
-from d2i_desktop.core.engine import Engine
 from d2i_desktop.core.outputs import parse_parameters, read_parameters
 from d2i_desktop.core.params import GenerationParams, params_from_fields, parameters_text
 from d2i_desktop.core.tiling import seamless
-
-
-@pytest.fixture(scope="module")
-def engine(demo_model_dir):
-    torch.set_num_threads(1)
-    engine = Engine(device="cpu")
-    engine.load(demo_model_dir)
-    return engine
 
 
 @pytest.fixture(scope="module")
