@@ -11,7 +11,6 @@ SIZES = (16, 24, 32, 48, 64, 128, 256, 512)
 
 
 def main() -> None:
-    app = QGuiApplication.instance() or QGuiApplication([])  # noqa: F841 (QPainter needs an application)
     renderer = QSvgRenderer(str(ICONS / "d2i-desktop.svg"))
     for size in SIZES:
         image = QImage(size, size, QImage.Format.Format_ARGB32_Premultiplied)
@@ -25,4 +24,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    app = QGuiApplication([])  # QPainter needs an application
     main()
