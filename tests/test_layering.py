@@ -14,12 +14,13 @@ def test_no_core_module_names_qt_in_an_import():
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
-            offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] in ("PySide6", "shiboken6", "PyQt5", "PyQt6")]
+            offenders += [f"{path.relative_to(CORE)}: {n}" for n in names if n.split(".")[0] in ("PySide6", "shiboken6", "PyQt5", "PyQt6")]
     assert offenders == []
 
 
 def test_importing_every_core_module_loads_no_qt():
-    modules = sorted(f"d2i_desktop.core.{p.stem}" for p in CORE.glob("*.py") if p.stem != "__init__")
+    modules = sorted(".".join(("d2i_desktop", *p.relative_to(CORE.parent).with_suffix("").parts)).removesuffix(".__init__")
+                     for p in CORE.rglob("*.py"))
     code = ("import importlib, sys\n"
             f"for name in {modules!r}: importlib.import_module(name)\n"
             "import d2i_desktop.cli\n"
