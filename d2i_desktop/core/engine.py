@@ -20,6 +20,7 @@ from .acceleration import PerformanceReport, PerformanceSettings, adapter_signat
 from .demo import DEMO_LABEL
 from .errors import Cancelled, D2IError, Fix, ModelError
 from .guards import InvalidValues, all_finite, free_memory, out_of_memory_guard
+from .masks import LatentBlend, check_mask, composite
 from .params import SCHEDULERS, GenerationParams, parameters_text
 from .paths import data_dir
 from .preview import latents_to_rgb
@@ -257,8 +258,11 @@ class Engine:
 
     def generate(self, params: GenerationParams, image: Image.Image, depth: np.ndarray | None = None,
                  on_step: StepCallback | None = None, cancel: threading.Event | None = None,
-                 preview_interval: float = 0.0) -> GenerationResult:
+                 preview_interval: float = 0.0, mask: np.ndarray | None = None) -> GenerationResult:
         """Repaint `image` guided by `depth` (estimated when None). Raises Cancelled or D2IError.
+
+        With a `mask` (core.masks: float32 (H, W) in 0..1, 1 = repaint) only that region is repainted, still
+        guided by the whole depth map; where the mask is 0 the pictures are the input, pixel for pixel.
 
         Previews come with the first and last steps and then at most once per `preview_interval`
         seconds, so fast GPUs don't spend step time on pictures nobody can see.
@@ -273,6 +277,8 @@ class Engine:
             depth = self.estimate_depth(image, cancel)
         if not np.isfinite(depth).all() or float(depth.max() - depth.min()) == 0.0:
             raise D2IError("The depth map is constant or holds invalid values.", "Estimate the depth again or load another map.")
+        notes: list[str] = list(check_mask(mask, image.size)) if mask is not None else []
+        blend = LatentBlend(mask) if mask is not None else None
         _check(cancel)
         self._use_scheduler(params.scheduler)
         extras = self._apply_extras(params)
@@ -287,19 +293,19 @@ class Engine:
         def step_end(pipeline, i, _t, tensors):
             nonlocal last_preview
             _check(cancel)
+            latents = tensors["latents"] if blend is None else blend.apply(pipeline, i, tensors["latents"])
             if on_step is not None:
                 total, now = pipeline.num_timesteps, time.perf_counter()
                 show = i == 0 or i + 1 == total or now - last_preview >= preview_interval
                 if show:
                     last_preview = now
-                on_step(StepInfo(i + 1, total, now - started, latents_to_rgb(tensors["latents"]) if show else None))
-            return {}
+                on_step(StepInfo(i + 1, total, now - started, latents_to_rgb(latents) if show else None))
+            return {} if blend is None else {"latents": latents}
 
         if self.accelerator is not None:
             self.accelerator.begin_run((self._scheduler_name, adapter_signature(pipe.unet), params.tile))
-        notes: list[str] = []
         try:
-            with torch.inference_mode(), seamless(pipe, params.tile):
+            with torch.inference_mode(), seamless(pipe, params.tile), blend.watch(pipe) if blend else contextlib.nullcontext():
                 with out_of_memory_guard("generating"):
                     prompt_embeds, negative_embeds, prompt_notes = self._prompt_embeddings(extras.prompt,
                                                                                            extras.negative_prompt)
@@ -314,6 +320,8 @@ class Engine:
                     raise self._invalid_denoising()
                 _check(cancel)
                 images = self._decode(latents, notes)
+                if mask is not None:
+                    images = [composite(image, picture, mask) for picture in images]
         except InvalidValues:
             log.warning("invalid values with %s on %s (%s), settings %s", self.info.source, self.device, self.dtype,
                         self.performance_report.summary().replace("\n", "; ") if self.performance_report else "none")
@@ -322,8 +330,8 @@ class Engine:
             if self.accelerator is not None:
                 self.accelerator.end_run()
         recorded = replace(params, prompt=extras.recorded_prompt, loras=())  # the LoRAs appear as <lora:…> tags
-        return GenerationResult(images, seeds, recorded, self.info, time.perf_counter() - started, extras.metadata_fields(),
-                                tuple(notes))
+        fields = extras.metadata_fields() | ({"Mask": "True"} if mask is not None else {})
+        return GenerationResult(images, seeds, recorded, self.info, time.perf_counter() - started, fields, tuple(notes))
 
     def _precision_fix(self) -> Fix | None:
         """The precision to try when this one gives invalid values: bf16 keeps fp16's speed where the GPU has it."""

@@ -20,7 +20,7 @@ from ..app_data import keep_aside
 from ..errors import D2IError
 from ..outputs import parse_parameters, read_parameters
 from ..paths import data_dir
-from .record import DEPTH_SUFFIX, RecordError, read_record
+from .record import DEPTH_SUFFIX, MASK_SUFFIX, RecordError, read_record
 
 _COLUMNS = ("id", "path", "prompt", "negative", "params", "model", "loras", "seed", "width", "height", "created",
             "favourite", "tags", "record_id")
@@ -255,7 +255,7 @@ class History:
             for folder in folders:
                 for path in sorted(Path(folder).glob("*.png")):
                     path = path.resolve()
-                    if str(path) in known or path.name.endswith(DEPTH_SUFFIX) or path.name.startswith("."):
+                    if str(path) in known or path.name.endswith((DEPTH_SUFFIX, MASK_SUFFIX)) or path.name.startswith("."):
                         continue
                     try:
                         facts = picture_facts(path)

@@ -2,7 +2,8 @@
 
 The record is JSON in the PNG text chunk `d2i-record`, beside AUTOMATIC1111's `parameters` text.
 The depth map used is kept beside the picture as `NAME.depth.png` (16-bit); generation runs on
-exactly those 16-bit levels, so reading the file back gives the very map that was used.
+exactly those 16-bit levels, so reading the file back gives the very map that was used. A repaint
+mask, when one was used, is kept beside it the same way as `NAME.mask.png` (8-bit, white = repaint).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from .hashes import HashCache, sha256_bytes
 RECORD_KEY = "d2i-record"
 RECORD_FORMAT = 1
 DEPTH_SUFFIX = ".depth.png"
+MASK_SUFFIX = ".mask.png"
 _PRECISIONS = {"float16": "fp16", "bfloat16": "bf16", "float32": "fp32"}  # as --precision names them
 
 
@@ -57,6 +59,23 @@ def pixels_sha256(image: Image.Image) -> str:
 def depth_path_for(picture: str | Path) -> Path:
     picture = Path(picture)
     return picture.with_name(picture.stem + DEPTH_SUFFIX)
+
+
+def mask_path_for(picture: str | Path) -> Path:
+    picture = Path(picture)
+    return picture.with_name(picture.stem + MASK_SUFFIX)
+
+
+def mask_sha256(levels: np.ndarray) -> str:
+    return sha256_bytes(f"{levels.shape[1]}x{levels.shape[0]}\n".encode() + levels.astype(np.uint8).tobytes())
+
+
+def read_mask_levels(path: str | Path) -> np.ndarray:
+    with open_image(path) as image:
+        levels = np.asarray(image, dtype=np.uint8) if image.mode == "L" else None
+    if levels is None:
+        raise RecordError(f"{Path(path).name} is not a mask written by this app.", "")
+    return levels
 
 
 def read_depth_levels(path: str | Path) -> np.ndarray:
@@ -126,9 +145,9 @@ def software_versions() -> dict[str, str]:
 
 
 def build_record(result, index: int, facts: RunFacts, input_path: str | Path | None, input_image: Image.Image,
-                 levels: np.ndarray, hashes: HashCache) -> dict:
+                 levels: np.ndarray, hashes: HashCache, mask_levels: np.ndarray | None = None) -> dict:
     """The record of picture `index` of a GenerationResult made from `input_image` (read from `input_path`,
-    None for a pasted picture) and depth `levels`."""
+    None for a pasted picture), depth `levels` and, when one was used, the repaint mask's `mask_levels`."""
     from ..adapters import resolve_extras
     from ..library import Library
 
@@ -148,6 +167,8 @@ def build_record(result, index: int, facts: RunFacts, input_path: str | Path | N
                   "pixels_sha256": pixels_sha256(input_image),
                   "width": input_image.width, "height": input_image.height},
         "depth": {"sha256": depth_sha256(levels), "width": int(levels.shape[1]), "height": int(levels.shape[0])},
+        **({"mask": {"sha256": mask_sha256(mask_levels), "width": int(mask_levels.shape[1]),
+                     "height": int(mask_levels.shape[0])}} if mask_levels is not None else {}),
         "scheduler": {"name": params.scheduler} | facts.scheduler,
         "params": _plain(dataclasses.asdict(params)),
         "seed": result.seeds[index],
@@ -161,23 +182,28 @@ def build_record(result, index: int, facts: RunFacts, input_path: str | Path | N
     }
 
 
-def save_with_record(image: Image.Image, target: str | Path, parameters: str, record: dict, levels: np.ndarray) -> Path:
-    """Write the picture (never overwriting: a free name is chosen) and its 16-bit depth map beside it."""
+def save_with_record(image: Image.Image, target: str | Path, parameters: str, record: dict, levels: np.ndarray,
+                     mask_levels: np.ndarray | None = None) -> Path:
+    """Write the picture (never overwriting: a free name is chosen), its 16-bit depth map and any mask beside it."""
     saved = save_unique_png(image, Path(target).with_suffix(".png"), parameters,
                             {RECORD_KEY: json.dumps(record, ensure_ascii=False, separators=(",", ":"))})
     save_png(Image.fromarray(levels), depth_path_for(saved))
+    if mask_levels is not None:
+        save_png(Image.fromarray(mask_levels, mode="L"), mask_path_for(saved))
     return saved
 
 
 def save_result(engine, result, input_path: str | Path | None, input_image: Image.Image, levels: np.ndarray,
-                targets, hashes: HashCache | None = None) -> list[tuple[Path, dict]]:
-    """Save every picture of `result` (picture i to the first free name near `targets[i]`) with its record and depth map."""
+                targets, hashes: HashCache | None = None, mask_levels: np.ndarray | None = None) -> list[tuple[Path, dict]]:
+    """Save every picture of `result` (picture i to the first free name near `targets[i]`) with its record, depth map
+    and the repaint mask's `mask_levels` when one was used."""
     hashes = hashes or HashCache()
     facts = RunFacts.of(engine, hashes)
     saved = []
     for index, target in enumerate(targets):
-        record = build_record(result, index, facts, input_path, input_image, levels, hashes)
-        saved.append((save_with_record(result.images[index], target, result.parameters_text(index), record, levels), record))
+        record = build_record(result, index, facts, input_path, input_image, levels, hashes, mask_levels)
+        saved.append((save_with_record(result.images[index], target, result.parameters_text(index), record, levels,
+                                       mask_levels), record))
     return saved
 
 

@@ -17,8 +17,9 @@ from ..errors import D2IError
 from ..images import load_image, open_image
 from ..params import GenerationParams
 from .hashes import HashCache
-from .record import (RecordError, RunFacts, build_record, depth_path_for, levels_to_depth, read_depth_levels,
-                     save_with_record)
+from ..masks import levels_to_mask
+from .record import (RecordError, RunFacts, build_record, depth_path_for, levels_to_depth, mask_path_for, read_depth_levels,
+                     read_mask_levels, save_with_record)
 
 # What a record holds that can make a picture come out differently, as (label, path into the record).
 _COMPARED = (
@@ -27,6 +28,7 @@ _COMPARED = (
     ("embeddings", ("embeddings",)),
     ("input image pixels", ("input", "pixels_sha256")),
     ("depth map", ("depth", "sha256")),
+    ("mask", ("mask", "sha256")),
     ("scheduler", ("scheduler", "class")),
     ("scheduler config", ("scheduler", "config")),
     ("generator device", ("generator_device",)),
@@ -78,8 +80,12 @@ def reproduce(picture: str | Path, record: dict, out: str | Path, say: Callable[
     depth_file = depth_path_for(picture)
     if not depth_file.is_file():
         raise RecordError(f"The depth map {depth_file.name} beside the picture is missing.", "Put it back to make the picture again.")
+    mask_file = mask_path_for(picture)
+    if record.get("mask") and not mask_file.is_file():
+        raise RecordError(f"The mask {mask_file.name} beside the picture is missing.", "Put it back to make the picture again.")
     image = load_image(recorded["path"]).image
     levels = read_depth_levels(depth_file)
+    mask_levels = read_mask_levels(mask_file) if record.get("mask") else None
     params = dataclasses.replace(GenerationParams.from_json(json.dumps(record["params"])),
                                  seed=record["batch"]["first_seed"], num_images=record["batch"]["size"])
     if engine is None:
@@ -89,11 +95,12 @@ def reproduce(picture: str | Path, record: dict, out: str | Path, say: Callable[
         say(f"loading model {record['model']['source']} on {engine.device}…")
         engine.load(record["model"]["source"])
     say(f"generating seed {record['seed']} ({record['params']['steps']} steps)…")
-    result = engine.generate(params, image, levels_to_depth(levels))
+    result = engine.generate(params, image, levels_to_depth(levels),
+                             mask=levels_to_mask(mask_levels) if mask_levels is not None else None)
     index = record["batch"]["index"]
     hashes = HashCache()
-    new_record = build_record(result, index, RunFacts.of(engine, hashes), recorded["path"], image, levels, hashes)
-    saved = save_with_record(result.images[index], out, result.parameters_text(index), new_record, levels)
+    new_record = build_record(result, index, RunFacts.of(engine, hashes), recorded["path"], image, levels, hashes, mask_levels)
+    saved = save_with_record(result.images[index], out, result.parameters_text(index), new_record, levels, mask_levels)
     return _compare(picture, result.images[index], record, new_record, saved)
 
 
