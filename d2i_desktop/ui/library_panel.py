@@ -246,6 +246,18 @@ class LibraryPanel(QWidget):
                 chosen.append((row.text(NAME), self.tree.itemWidget(row, WEIGHT).weight()))
         return tuple(chosen)
 
+    def select_loras(self, loras: tuple[tuple[str, float], ...]) -> list[str]:
+        """Tick exactly these LoRAs at these weights; returns the names the library does not hold."""
+        wanted = dict(loras)
+        for index in range(self.tree.topLevelItemCount()):
+            row = self.tree.topLevelItem(index)
+            item = self.items.get(row.data(NAME, Qt.ItemDataRole.UserRole))
+            if item is not None and item.kind == LORA:
+                if item.name in wanted:
+                    self.tree.itemWidget(row, WEIGHT).set_weight(wanted[item.name])
+                row.setCheckState(NAME, Qt.CheckState.Checked if item.name in wanted else Qt.CheckState.Unchecked)
+        return [name for name in wanted if self.row_of(name) is None]
+
     def weight_slider(self, name: str) -> WeightSlider:
         return self.tree.itemWidget(self.row_of(name), WEIGHT)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from PySide6.QtCore import QRect, QSettings, QSize, Qt, Signal
+from PySide6.QtCore import QRect, QSettings, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QGuiApplication, QIcon, QImage, QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import (
     QApplication, QDialog, QDialogButtonBox, QDockWidget, QFileDialog, QFrame, QHBoxLayout, QLabel, QListWidget,
@@ -20,14 +20,17 @@ from ..core import depth as depth_maps
 from ..core.demo import DEMO_LABEL
 from ..core.engine import GenerationResult, ModelInfo, StepInfo
 from ..core.errors import D2IError
+from ..core.history.foreign import PictureSettings, read_settings
+from ..core.history.record import depth_path_for
 from ..core.images import LoadedImage, load_image, prepare_image
-from ..core.outputs import parse_parameters, read_parameters, save_new_file, save_png
-from ..core.params import MAX_SEED, GenerationParams, params_from_fields
+from ..core.outputs import save_new_file, save_png
+from ..core.params import MAX_SEED, GenerationParams
 from ..core.paths import default_output_dir
 from ..session import Session
 from .canvas import VIEW_COMPARE, VIEW_SIDE_BY_SIDE, Canvas, to_qimage
 from .depth_panel import DepthPanel
 from .depth_tools import DepthToolsPanel
+from .gallery_panel import GalleryPanel
 from .library_panel import LibraryPanel
 from .notice_bar import NoticeBar
 from .params_panel import ParamsPanel
@@ -134,6 +137,7 @@ class MainWindow(QMainWindow):
         self._connect_worker()
         self._restore_settings()
         self._update_actions()
+        QTimer.singleShot(0, self.gallery_panel.sync)  # the output folder may have changed while the app was closed
 
     # -- the state, as the session holds it -----------------------------------------------
     @property
@@ -212,6 +216,9 @@ class MainWindow(QMainWindow):
         self.queue_panel = QueuePanel(self.session)
         self.queue_panel.sig_edit.connect(self.edit_queued)
         self.queue_panel.sig_cancel_all.connect(self.cancel_all)
+        self.gallery_panel = GalleryPanel(lambda: [self.output_dir()])
+        self.gallery_panel.sig_use.connect(self.use_picture)
+        self.gallery_panel.sig_message.connect(self.notice.show_message)
 
         self.model_label = QLabel(objectName="modelLabel")
         self.statusBar().addPermanentWidget(self.model_label)
@@ -232,7 +239,9 @@ class MainWindow(QMainWindow):
         self.depth_tools_dock = dock("Depth tools", "depthToolsDock", self.depth_tools, right)
         self.library_dock = dock("LoRAs and embeddings", "libraryDock", self.library_panel, right)
         self.queue_dock = dock("Queue", "queueDock", self.queue_panel, right)
-        self.docks = [self.generate_dock, self.depth_dock, self.depth_tools_dock, self.library_dock, self.queue_dock]
+        self.gallery_dock = dock("Gallery", "galleryDock", self.gallery_panel, right)
+        self.docks = [self.generate_dock, self.depth_dock, self.depth_tools_dock, self.library_dock, self.queue_dock,
+                      self.gallery_dock]
 
     def _build_actions(self) -> None:
         """Every menu, its actions, their keys and icons: the one place they are declared."""
@@ -405,6 +414,7 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.generate_dock)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.depth_dock)
         self.tabifyDockWidget(self.depth_dock, self.queue_dock)
+        self.tabifyDockWidget(self.queue_dock, self.gallery_dock)
         self.addDockWidget(tools_area, self.depth_tools_dock)
         self.addDockWidget(tools_area, self.library_dock)
         if not two_columns:
@@ -572,7 +582,7 @@ class MainWindow(QMainWindow):
         self.notice.show_message("The clipboard holds no picture.", "Copy an image or an image file, then paste again.")
         return False
 
-    def set_image(self, loaded: LoadedImage, name: str, path: str | Path | None = None) -> None:
+    def set_image(self, loaded: LoadedImage, name: str, path: str | Path | None = None, estimate: bool = True) -> None:
         self.session.open_image(loaded, name, path)
         self.results_list.clear()
         self.results_list.hide()
@@ -585,7 +595,8 @@ class MainWindow(QMainWindow):
             self.notice.show_message(f"Opened {name} at {width}x{height}.", " ".join(loaded.notes), "info")
         else:
             self.notice.hide()
-        self.estimate_depth()
+        if estimate:
+            self.estimate_depth()
         self._update_actions()
 
     def use_settings_dialog(self) -> None:
@@ -594,23 +605,54 @@ class MainWindow(QMainWindow):
             self.use_settings_from(path)
 
     def use_settings_from(self, path: str | Path) -> bool:
-        """Fill the parameters from the generation settings a picture carries (this app's or AUTOMATIC1111's)."""
-        def read():
-            text = read_parameters(path)
-            if text is None:
-                raise D2IError(f"{Path(path).name} carries no generation settings.",
-                               "Pick a picture saved by this app or another Stable Diffusion tool.")
-            return params_from_fields(parse_parameters(text), self.params_panel.params())
+        """Fill the parameters and LoRAs from what a picture says about how it was made (this app's record, or
+        AUTOMATIC1111, ComfyUI, Fooocus, InvokeAI or NovelAI metadata)."""
+        taken = self._take_settings(path)
+        if taken is not None:
+            self.notice.show_message(f"Settings taken from {Path(path).name} ({taken[0].tool}).", " ".join(taken[1]), "info")
+        return taken is not None
 
-        found = self.attempt(read)
-        if found is None:
+    def use_picture(self, path: str | Path) -> bool:
+        """Its settings and LoRAs, and for this app's pictures the recorded input image (when it still exists)
+        with the depth map kept beside the picture."""
+        taken = self._take_settings(path)
+        if taken is None:
             return False
-        params, notes = found
+        found, notes = taken
+        source = (found.record or {}).get("input", {}).get("path")
+        depth_file = depth_path_for(path)
+        if not source or not Path(source).is_file():
+            if found.record is not None:
+                notes.append(f"Its input image ({source or 'a pasted picture'}) is gone: the current image stays.")
+            self.notice.show_message(f"Settings taken from {Path(path).name} ({found.tool}).", " ".join(notes), "info")
+            return True
+        loaded = self.attempt(load_image, source)
+        if loaded is None:
+            return False
+        self.set_image(loaded, Path(source).name, source, estimate=not depth_file.is_file())
+        if depth_file.is_file():
+            depth = self.attempt(depth_maps.load_depth, depth_file, loaded.image.size, True)
+            if depth is None:
+                self.estimate_depth()
+                return False
+            self.set_depth(depth[0], f"Load {depth_file.name}")
+        self.notice.show_message(f"Settings, input image and depth map taken from {Path(path).name}.", " ".join(notes),
+                                 "info")
+        return True
+
+    def _take_settings(self, path: str | Path) -> tuple[PictureSettings, list[str]] | None:
+        """Put a picture's settings and LoRAs into the panels; what it says and the notes about it."""
+        found = self.attempt(read_settings, path, self.params_panel.params())
+        if found is None:
+            return None
+        params, notes = found.params, list(found.notes)
         self.params_panel.set_params(params)
         if params.seed != self.params_panel.seed.value():
             notes.append(f"Seed {params.seed} is larger than the seed box holds; it is set to random.")
-        self.notice.show_message(f"Settings taken from {Path(path).name}.", " ".join(notes), "info")
-        return True
+        missing = self.library_panel.select_loras(params.loras)
+        if missing:
+            notes.append("Not in the library: " + ", ".join(missing) + ".")
+        return found, notes
 
     # -- depth -----------------------------------------------------------------------
     def estimate_depth(self) -> None:
@@ -778,6 +820,7 @@ class MainWindow(QMainWindow):
     def _on_saved(self, _job_id: int, paths: list[Path]) -> None:
         self.session.set_saved(paths)
         self.statusBar().showMessage(f"Saved {len(paths)} picture(s) in {paths[0].parent}", 8000)
+        self.gallery_panel.refresh()
 
     def _show_result(self) -> None:
         current = self.session.current_result()
@@ -861,6 +904,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window/state", self.saveState())
         if self.models_dialog is not None and not self.models_dialog.shutdown():
             log.warning("download did not stop within 3 s")
+        self.gallery_panel.shutdown()
         if not self.worker_thread.stop(timeout_ms=2000):
             log.warning("worker did not stop within 2 s")
         event.accept()

@@ -103,13 +103,15 @@ class Worker(QObject):
             first = next_number(output.folder)
             targets = [output.folder / f"{first + index:05d}-{seed}.png" for index, seed in enumerate(result.seeds)]
             saved = save_result(self.engine, result, output.input_path, image, levels, targets)
-            self.sig_saved.emit(job_id, [path for path, _record in saved])
-            history = History()
             try:
-                for path, record in saved:
-                    history.add(path, record)
-            finally:
-                history.close()
+                history = History()
+                try:
+                    for path, record in saved:
+                        history.add(path, record)
+                finally:
+                    history.close()
+            finally:  # written, even when the index failed
+                self.sig_saved.emit(job_id, [path for path, _record in saved])
         self._run(job_id, "Generating…", job)
 
     @Slot(int, object)

@@ -1,0 +1,263 @@
+"""The gallery: every indexed picture as a thumbnail, searchable by prompt words, with favourites.
+
+Thumbnails are made in a thread pool (PIL, then a QImage; never a QPixmap off the GUI thread) and cached on
+disk by core.history.thumbnails and in memory here.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+
+from PySide6.QtCore import QMimeData, QObject, QRunnable, QSize, Qt, QThreadPool, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QIcon, QImage, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView, QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLineEdit, QListWidget, QListWidgetItem,
+    QPushButton, QVBoxLayout, QWidget,
+)
+from send2trash import send2trash
+
+from ..core.errors import D2IError
+from ..core.history.index import Entry, History
+from ..core.history.record import depth_path_for
+from ..core.history.thumbnails import thumbnail
+from .canvas import to_qimage
+
+log = logging.getLogger(__name__)
+ENTRY_ID = Qt.ItemDataRole.UserRole
+PATH = Qt.ItemDataRole.UserRole + 1
+ALL_MODELS = "All models"
+PAGE = 500  # the newest pictures matching the search
+
+
+class _Thumbnails(QObject):
+    sig_ready = Signal(str, QImage)
+    """A thumbnail was made; carries the picture's path and the image."""
+
+
+class _MakeThumbnail(QRunnable):
+    def __init__(self, path: str, done: _Thumbnails):
+        super().__init__()
+        self.path, self.done = path, done
+
+    def run(self) -> None:
+        try:
+            image = to_qimage(thumbnail(self.path))
+        except (OSError, D2IError) as exc:
+            log.info("no thumbnail for %s: %s", self.path, exc)
+            return
+        self.done.sig_ready.emit(self.path, image)
+
+
+class GalleryList(QListWidget):
+    """Thumbnails that can be dragged out to another application as files."""
+
+    def mimeData(self, items):
+        mime = QMimeData()
+        mime.setUrls([QUrl.fromLocalFile(item.data(PATH)) for item in items])
+        return mime
+
+
+class GalleryPanel(QWidget):
+    sig_use = Signal(str)
+    """Put this picture's settings, input image, depth map and LoRAs into the window; carries its path."""
+    sig_message = Signal(str, str, str)
+    """A message for the notice bar: text, hint, level."""
+
+    def __init__(self, folders, parent=None):
+        super().__init__(parent)
+        self.folders = folders  # a callable giving the folders whose pictures are indexed
+        self.history: History | None = None
+        self.entries: dict[int, Entry] = {}
+        self.icons: dict[str, QIcon] = {}
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(2)
+        self.thumbnails = _Thumbnails(self)
+        self.thumbnails.sig_ready.connect(self._thumbnail_ready)
+
+        self.search = QLineEdit(objectName="gallerySearch", placeholderText="Search prompts…", clearButtonEnabled=True)
+        self.search.textChanged.connect(lambda _text: self.refresh())
+        self.favourites_only = QCheckBox("Favourites", objectName="galleryFavouritesOnly")
+        self.favourites_only.toggled.connect(lambda _on: self.refresh())
+        self.model = QComboBox(objectName="galleryModel")
+        self.model.currentIndexChanged.connect(lambda _index: self.refresh())
+        self.list = GalleryList(objectName="galleryList", viewMode=QListWidget.ViewMode.IconMode,
+                                resizeMode=QListWidget.ResizeMode.Adjust, movement=QListWidget.Movement.Static,
+                                uniformItemSizes=True, wordWrap=True)
+        self.list.setIconSize(QSize(96, 96))
+        self.list.setGridSize(QSize(112, 124))
+        self.list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.list.setDragEnabled(True)
+        self.list.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
+        self.list.itemSelectionChanged.connect(self._update_buttons)
+        self.list.itemDoubleClicked.connect(lambda item: self.sig_use.emit(self._path(item)))
+        self.use_button = self._button("Use these settings", "useSettingsButton",
+                                       "Its settings, input image, depth map and LoRAs back into the window",
+                                       lambda: self._with_current(self.sig_use.emit))
+        self.open_button = self._button("Open", "openPictureButton", "Open it in the system's viewer",
+                                        lambda: self._with_current(lambda path: QDesktopServices.openUrl(
+                                            QUrl.fromLocalFile(path))))
+        self.favourite_button = self._button("★ Favourite", "favouriteButton", "Mark or unmark as a favourite",
+                                             self.toggle_favourite)
+        self.delete_button = self._button("Delete", "deletePictureButton", "Move to the trash, with its depth map",
+                                          self.delete_selected)
+
+        filters = QHBoxLayout()
+        filters.addWidget(self.favourites_only)
+        filters.addWidget(self.model, 1)
+        buttons = QGridLayout()
+        buttons.addWidget(self.use_button, 0, 0, 1, 2)
+        for index, button in enumerate((self.open_button, self.favourite_button, self.delete_button)):
+            buttons.addWidget(button, 1 + index // 2, index % 2)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addWidget(self.search)
+        layout.addLayout(filters)
+        layout.addWidget(self.list, 1)
+        layout.addLayout(buttons)
+        self._update_buttons()
+
+    @staticmethod
+    def _button(text: str, name: str, tip: str, slot) -> QPushButton:
+        button = QPushButton(text, objectName=name, toolTip=tip)
+        button.clicked.connect(slot)
+        return button
+
+    # -- the index ------------------------------------------------------------------------
+    def _index(self) -> History | None:
+        if self.history is None:
+            try:
+                self.history = History()
+            except D2IError as exc:
+                self.sig_message.emit(exc.message, exc.hint, "error")
+        return self.history
+
+    def sync(self) -> None:
+        """Notice pictures deleted or moved outside the app and index those dropped into the output folder."""
+        history = self._index()
+        if history is None:
+            return
+        try:
+            report = history.sync([folder for folder in self.folders() if Path(folder).is_dir()])
+        except sqlite3.Error as exc:
+            self.sig_message.emit(f"The history index could not be brought up to date: {exc}.", "", "error")
+            return
+        if report.added or report.removed:
+            log.info("history sync: %s", report)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Show the newest pictures matching the search and filters; keep the selection."""
+        history = self._index()
+        if history is None:
+            return
+        selected = set(self.selected_ids())
+        model = self.model.currentText() if self.model.currentIndex() > 0 else None
+        try:
+            found = history.search(self.search.text(), model=model, favourite=self.favourites_only.isChecked(), limit=PAGE)
+            models = history.models()
+        except sqlite3.Error as exc:
+            self.sig_message.emit(f"The history index cannot be read: {exc}.", "", "error")
+            return
+        self._set_models(models)
+        self.entries = {entry.id: entry for entry in found}
+        self.list.blockSignals(True)
+        self.list.clear()
+        for entry in found:
+            item = QListWidgetItem(self.icons.get(entry.path, QIcon()), self._label(entry), self.list)
+            item.setData(ENTRY_ID, entry.id)
+            item.setData(PATH, entry.path)
+            item.setToolTip(f"{entry.path}\n{entry.prompt}")
+            item.setSelected(entry.id in selected)
+            if entry.path not in self.icons:
+                self.pool.start(_MakeThumbnail(entry.path, self.thumbnails))
+        self.list.blockSignals(False)
+        self._update_buttons()
+
+    @staticmethod
+    def _label(entry: Entry) -> str:
+        return ("★ " if entry.favourite else "") + (f"seed {entry.seed}" if entry.seed is not None else Path(entry.path).stem)
+
+    def _set_models(self, models: list[str]) -> None:
+        current = self.model.currentText()
+        wanted = [ALL_MODELS, *models]
+        if [self.model.itemText(index) for index in range(self.model.count())] != wanted:
+            self.model.blockSignals(True)
+            self.model.clear()
+            self.model.addItems(wanted)
+            self.model.setCurrentText(current if current in wanted else ALL_MODELS)
+            self.model.blockSignals(False)
+
+    def _thumbnail_ready(self, path: str, image: QImage) -> None:
+        self.icons[path] = QIcon(QPixmap.fromImage(image))
+        for row in range(self.list.count()):
+            item = self.list.item(row)
+            if self._path(item) == path:
+                item.setIcon(self.icons[path])
+
+    # -- what can be done with a picture ----------------------------------------------------
+    def selected_ids(self) -> list[int]:
+        return [item.data(ENTRY_ID) for item in self.list.selectedItems()]
+
+    def select(self, path: str | Path) -> None:
+        """Select the picture at `path` alone."""
+        self.list.clearSelection()
+        for row in range(self.list.count()):
+            if self._path(self.list.item(row)) == str(Path(path).resolve()):
+                self.list.setCurrentRow(row)
+
+    @staticmethod
+    def _path(item: QListWidgetItem) -> str:
+        return item.data(PATH)
+
+    def _with_current(self, action) -> None:
+        item = self.list.currentItem()
+        if item is not None and item.isSelected():
+            action(self._path(item))
+
+    def toggle_favourite(self) -> None:
+        entries = [self.entries[picture_id] for picture_id in self.selected_ids()]
+        favourite = not all(entry.favourite for entry in entries)
+        try:
+            for entry in entries:
+                self.history.set_favourite(entry.id, favourite)
+        except (D2IError, sqlite3.Error) as exc:
+            self.sig_message.emit(f"Could not mark the picture: {exc}.", "", "error")
+        self.refresh()
+
+    def delete_selected(self) -> None:
+        """Move the selected pictures and their depth maps to the system trash and drop them from the index."""
+        moved = 0
+        for picture_id in self.selected_ids():
+            path = Path(self.entries[picture_id].path)
+            try:
+                for file in (path, depth_path_for(path)):
+                    if file.exists():
+                        send2trash(str(file))
+                self.history.remove(picture_id)
+                moved += 1
+            except (OSError, sqlite3.Error) as exc:
+                self.sig_message.emit(f"Could not move {path.name} to the trash: {exc}.",
+                                      "Check that the file is not open elsewhere.", "error")
+                break
+        if moved:
+            self.sig_message.emit(f"Moved {moved} picture(s) to the trash.", "Restore them from the trash to bring them back.",
+                                  "info")
+        self.refresh()
+
+    def _update_buttons(self) -> None:
+        count = len(self.list.selectedItems())
+        for button in (self.use_button, self.open_button):
+            button.setEnabled(count == 1)
+        for button in (self.favourite_button, self.delete_button):
+            button.setEnabled(count > 0)
+
+    def shutdown(self) -> None:
+        """Make no more thumbnails and wait for those being made; close the index."""
+        self.pool.clear()
+        self.pool.waitForDone(2000)
+        if self.history is not None:
+            self.history.close()
+            self.history = None
+

@@ -1,0 +1,128 @@
+"""The gallery dock with qtbot: real pictures written by generation, a real SQLite index, real thumbnails."""
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+import send2trash.plat_other
+from PySide6.QtCore import Qt
+
+from d2i_desktop.core.history.index import History
+from d2i_desktop.core.history.record import depth_path_for, levels_to_depth, read_depth_levels
+
+
+@pytest.fixture
+def photo(make_photo):
+    return make_photo(64, 64, "meadow.png", seed=8)
+
+
+@pytest.fixture
+def trash(tmp_path, monkeypatch):
+    """send2trash's home trash, inside this test's folder."""
+    home = tmp_path / "xdg-data"
+    home.mkdir()
+    monkeypatch.setattr(send2trash.plat_other, "XDG_DATA_HOME", os.fsencode(home))
+    monkeypatch.setattr(send2trash.plat_other, "HOMETRASH_B", os.fsencode(home / "Trash"))
+    return home / "Trash" / "files"
+
+
+def make(qtbot, window, prompt, seed):
+    panel = window.params_panel
+    panel.prompt.setPlainText(prompt)
+    panel.steps.setValue(2)
+    panel.strength.setValue(1.0)
+    panel.seed.setValue(seed)
+    previous = window.result
+    window.generate()
+    qtbot.waitUntil(lambda: window.result is not previous and not window.busy, timeout=60_000)
+    return window.session.current_path()
+
+
+@pytest.fixture
+def two_pictures(qtbot, window, photo):
+    with qtbot.waitSignal(window.worker_thread.worker.sig_depth_ready, timeout=30_000):
+        assert window.open_image(photo)
+    qtbot.waitUntil(lambda: window.depth is not None and not window.busy, timeout=10_000)
+    return make(qtbot, window, "red barn in snow", 77), make(qtbot, window, "blue lake at noon", 78)
+
+
+def shown(gallery):
+    return [gallery.list.item(row).data(Qt.ItemDataRole.UserRole + 1) for row in range(gallery.list.count())]
+
+
+def test_new_pictures_appear_with_thumbnails_and_are_found_by_prompt_words(qtbot, window, two_pictures):
+    barn, lake = two_pictures
+    gallery = window.gallery_panel
+    assert shown(gallery) == [str(lake.resolve()), str(barn.resolve())]  # newest first
+    qtbot.waitUntil(lambda: all(not gallery.list.item(row).icon().isNull() for row in range(2)), timeout=10_000)
+    gallery.search.setText("barn sno")  # every word, a prefix of a word matches
+    assert shown(gallery) == [str(barn.resolve())]
+    gallery.search.setText("")
+    assert gallery.model.findText("demo model (random weights)") > 0
+
+
+def test_favourites_filter_and_drag_out_as_files(qtbot, window, two_pictures):
+    barn, _lake = two_pictures
+    gallery = window.gallery_panel
+    gallery.select(barn)
+    qtbot.mouseClick(gallery.favourite_button, Qt.MouseButton.LeftButton)
+    gallery.favourites_only.setChecked(True)
+    assert shown(gallery) == [str(barn.resolve())] and gallery.list.item(0).text().startswith("★")
+    mime = gallery.list.mimeData([gallery.list.item(0)])
+    assert [url.toLocalFile() for url in mime.urls()] == [str(barn.resolve())]
+
+
+def test_use_these_settings_brings_back_settings_input_and_depth(qtbot, window, two_pictures, make_photo):
+    barn, _lake = two_pictures
+    with qtbot.waitSignal(window.worker_thread.worker.sig_depth_ready, timeout=30_000):
+        assert window.open_image(make_photo(64, 64, "other.png", seed=2))
+    qtbot.waitUntil(lambda: window.depth is not None and not window.busy, timeout=10_000)
+    window.params_panel.prompt.setPlainText("something else")
+    gallery = window.gallery_panel
+    gallery.select(barn)
+    qtbot.mouseClick(gallery.use_button, Qt.MouseButton.LeftButton)
+    params = window.params_panel.params()
+    assert (params.prompt, params.seed, params.steps) == ("red barn in snow", 77, 2)
+    assert window.session.image_name == "meadow.png"
+    np.testing.assert_allclose(window.depth, levels_to_depth(read_depth_levels(depth_path_for(barn))), atol=1e-6)
+    qtbot.wait(500)
+    assert not window.busy  # the recorded map is used: no estimate replaces it
+
+
+def test_use_these_settings_when_the_input_is_gone_keeps_the_current_image(qtbot, window, two_pictures, photo):
+    barn, _lake = two_pictures
+    photo.unlink()
+    window.params_panel.prompt.setPlainText("something else")
+    assert window.use_picture(barn)
+    assert window.params_panel.params().prompt == "red barn in snow"
+    assert "is gone" in window.notice.message() and window.session.image is not None
+
+
+def test_delete_moves_the_picture_and_its_depth_map_to_the_trash(qtbot, window, two_pictures, trash):
+    barn, lake = two_pictures
+    gallery = window.gallery_panel
+    gallery.select(barn)
+    qtbot.mouseClick(gallery.delete_button, Qt.MouseButton.LeftButton)
+    assert not barn.exists() and not depth_path_for(barn).exists()
+    assert sorted(p.name for p in trash.iterdir()) == sorted([barn.name, depth_path_for(barn).name])
+    assert shown(gallery) == [str(lake.resolve())]
+    history = History()
+    try:
+        assert [entry.path for entry in history.search()] == [str(lake.resolve())]
+    finally:
+        history.close()
+
+
+def test_pictures_dropped_in_or_deleted_outside_the_app_are_noticed(qtbot, window, two_pictures, third_party_samples):
+    barn, lake = two_pictures
+    lake.unlink()
+    dropped = shutil.copy(third_party_samples / "sdparsers_automatic1111_cropped.png", barn.parent / "from-a1111.png")
+    window.gallery_panel.sync()
+    assert sorted(shown(window.gallery_panel)) == sorted([str(barn.resolve()), str(dropped.resolve())])
+
+
+def test_use_settings_from_a_fooocus_picture(window, third_party_samples):
+    assert window.use_settings_from(third_party_samples / "sdparsers_fooocus1_cropped.png")
+    assert "Fooocus" in window.notice.message() and window.notice.level == "info"
+    assert window.params_panel.params().prompt
