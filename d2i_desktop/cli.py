@@ -18,6 +18,7 @@ from .logs import log_to_file
 
 EXIT_USAGE = 2
 EXIT_INTERNAL = 1
+MAX_MASK_BLUR = 256
 log = logging.getLogger(__name__)
 
 
@@ -54,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--prompt", required=True)
     gen.add_argument("--negative", default="")
     gen.add_argument("--depth", type=Path, help="a depth map to use instead of estimating one")
+    gen.add_argument("--mask", type=Path, help="repaint only this region: a greyscale PNG, white = repaint, black = keep")
+    gen.add_argument("--mask-blur", type=int, default=4, metavar="PX",
+                     help="soften the mask's edge over this many pixels on each side (default: 4)")
     gen.add_argument("--depth-bright", choices=("near", "far", "auto"), default="auto",
                      help="what bright means in the --depth file: near (MiDaS-style inverse depth), far (a renderer's "
                           "Z pass) or auto (guess, and say which was assumed)")
@@ -117,17 +121,33 @@ def _load(args):
     return engine, loaded
 
 
+def _mask_levels(args, size: tuple[int, int]):
+    """The --mask file feathered by --mask-blur, as the 8-bit levels kept beside the picture (None without --mask)."""
+    from .core.masks import feather, load_mask, mask_levels
+
+    if args.mask is None:
+        return None
+    mask, notes = load_mask(args.mask, size)
+    for note in notes:
+        _progress(f"note: {note}")
+    return mask_levels(feather(mask, args.mask_blur))
+
+
 def cmd_generate(args) -> int:
     from .core.depth import load_depth
     from .core.history.index import History
     from .core.history.record import depth_levels, levels_to_depth, save_result
+    from .core.masks import levels_to_mask
 
     params = GenerationParams(
         prompt=args.prompt, negative_prompt=args.negative, strength=args.strength, steps=args.steps,
         guidance_scale=args.guidance, seed=args.seed, num_images=args.images, scheduler=args.scheduler,
         loras=parse_lora_options(args.lora), tile=args.tile,
     ).validated()  # before the slow model load
+    if not 0 <= args.mask_blur <= MAX_MASK_BLUR:
+        raise CliError(f"--mask-blur {args.mask_blur} is outside 0..{MAX_MASK_BLUR}.", "Use 4-16 pixels for most masks.")
     engine, loaded = _load(args)
+    mask = _mask_levels(args, loaded.image.size)
     depth = None
     if args.depth:
         bright_is_near = {"near": True, "far": False, "auto": None}[args.depth_bright]
@@ -142,12 +162,13 @@ def cmd_generate(args) -> int:
         _progress("estimating depth…")
         depth = engine.estimate_depth(loaded.image)
     levels = depth_levels(depth)  # generation uses exactly the 16-bit map kept beside the picture
-    result = engine.generate(params, loaded.image, levels_to_depth(levels), on_step=on_step)
+    result = engine.generate(params, loaded.image, levels_to_depth(levels), on_step=on_step,
+                             mask=None if mask is None else levels_to_mask(mask))
     for note in result.notes:
         _progress(f"note: {note}")
     targets = [args.out if index == 0 else args.out.with_name(f"{args.out.stem}-{index}{args.out.suffix}")
                for index in range(len(result.images))]
-    saved = save_result(engine, result, args.image, loaded.image, levels, targets)
+    saved = save_result(engine, result, args.image, loaded.image, levels, targets, mask_levels=mask)
     history = History()
     try:
         for (path, record), seed in zip(saved, result.seeds):
