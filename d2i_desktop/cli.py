@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -50,30 +51,23 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     gen = commands.add_parser("generate", help="repaint an image guided by its depth")
-    gen.add_argument("--model", required=True, help="diffusers model folder or Hugging Face id")
     gen.add_argument("--image", required=True, type=Path)
-    gen.add_argument("--prompt", required=True)
-    gen.add_argument("--negative", default="")
     gen.add_argument("--depth", type=Path, help="a depth map to use instead of estimating one")
     gen.add_argument("--mask", type=Path, help="repaint only this region: a greyscale PNG, white = repaint, black = keep")
     gen.add_argument("--mask-blur", type=int, default=4, metavar="PX",
                      help="soften the mask's edge over this many pixels on each side (default: 4)")
-    gen.add_argument("--depth-bright", choices=("near", "far", "auto"), default="auto",
-                     help="what bright means in the --depth file: near (MiDaS-style inverse depth), far (a renderer's "
-                          "Z pass) or auto (guess, and say which was assumed)")
-    gen.add_argument("--strength", type=float, default=0.8)
-    gen.add_argument("--steps", type=int, default=30)
-    gen.add_argument("--guidance", type=float, default=7.5)
-    gen.add_argument("--seed", type=int, default=-1, help="-1 for random (the seed used is printed)")
-    gen.add_argument("--images", type=int, default=1, help="images per prompt")
-    gen.add_argument("--scheduler", default=DEFAULT_SCHEDULER, help="one of: " + ", ".join(SCHEDULERS))
-    gen.add_argument("--tile", action="store_true", help="make a picture that repeats seamlessly")
-    gen.add_argument("--device", help="cuda, mps or cpu (default: the fastest available)")
-    gen.add_argument("--precision", choices=("fp16", "bf16", "fp32"), help="default: fp16 on CUDA, fp32 elsewhere")
     gen.add_argument("--out", required=True, type=Path, help="output PNG (never overwritten: a free name is chosen)")
-    gen.add_argument("--preset", choices=("fastest", "balanced", "low VRAM"), default="balanced",
-                     help="speed and memory settings, as on the app's Performance page (default: balanced)")
-    add_lora_argument(gen)
+    add_generation_options(gen)
+
+    batch = commands.add_parser("batch", help="repaint every image of a folder; a rerun resumes where it stopped")
+    batch.add_argument("--input-dir", required=True, type=Path,
+                       help="the images; NAME.depth.png or NAME.depth.npy beside NAME.jpg is its depth map")
+    batch.add_argument("--out-dir", required=True, type=Path,
+                       help="where the pictures and batch-summary.json go; images with a picture here are skipped")
+    batch.add_argument("--ray", metavar="ADDRESS", help="spread the batch over the Ray cluster at ADDRESS "
+                                                        "(e.g. auto, HOST:6379, or local to start one here)")
+    batch.add_argument("--actors", type=int, help="with --ray: how many engines (default: one per GPU, else one per node)")
+    add_generation_options(batch)
 
     depth = commands.add_parser("depth", help="estimate a depth map and save it as a 16-bit PNG (or float32 .npy)")
     depth.add_argument("--model", required=True)
@@ -97,27 +91,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_generation_options(command) -> None:
+    """The settings of a generation, shared by generate and batch."""
+    command.add_argument("--model", required=True, help="diffusers model folder or Hugging Face id")
+    command.add_argument("--prompt", required=True)
+    command.add_argument("--negative", default="")
+    command.add_argument("--depth-bright", choices=("near", "far", "auto"), default="auto",
+                         help="what bright means in a depth file: near (MiDaS-style inverse depth), far (a renderer's "
+                              "Z pass) or auto (guess, and say which was assumed)")
+    command.add_argument("--strength", type=float, default=0.8)
+    command.add_argument("--steps", type=int, default=30)
+    command.add_argument("--guidance", type=float, default=7.5)
+    command.add_argument("--seed", type=int, default=-1, help="-1 for random (the seed used is printed)")
+    command.add_argument("--images", type=int, default=1, help="images per prompt")
+    command.add_argument("--scheduler", default=DEFAULT_SCHEDULER, help="one of: " + ", ".join(SCHEDULERS))
+    command.add_argument("--tile", action="store_true", help="make a picture that repeats seamlessly")
+    command.add_argument("--device", help="cuda, mps or cpu (default: the fastest available)")
+    command.add_argument("--precision", choices=("fp16", "bf16", "fp32"), help="default: fp16 on CUDA, fp32 elsewhere")
+    command.add_argument("--preset", choices=("fastest", "balanced", "low VRAM"), default="balanced",
+                         help="speed and memory settings, as on the app's Performance page (default: balanced)")
+    add_lora_argument(command)
+
+
+def _params(args) -> GenerationParams:
+    return GenerationParams(
+        prompt=args.prompt, negative_prompt=args.negative, strength=args.strength, steps=args.steps,
+        guidance_scale=args.guidance, seed=args.seed, num_images=args.images, scheduler=args.scheduler,
+        loras=parse_lora_options(args.lora), tile=args.tile,
+    ).validated()  # before the slow model load
+
+
+_BRIGHT_IS_NEAR = {"near": True, "far": False, "auto": None}
+
+
 def _progress(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
 def _load(args):
-    from .core.engine import Engine
+    from .core.batch import open_engine
     from .core.images import load_image
 
     loaded = load_image(args.image)
-    for note in loaded.notes:
-        _progress(f"note: {note}")
-    engine = Engine(device=args.device, dtype=getattr(args, "precision", None))
-    if getattr(args, "preset", None):
-        engine.set_performance(engine.performance.with_preset(args.preset))
-    _progress(f"loading model {args.model} on {engine.device}…")
-    info = engine.load(args.model)
-    if getattr(args, "preset", None):
-        for note in engine.performance_report.fallbacks:
-            _progress(f"note: {note}")
-    if info.is_demo:
-        _progress(f"note: using the {info.label}: the picture will be noise")
+    engine = open_engine(args.model, args.device, getattr(args, "precision", None), getattr(args, "preset", None), _progress)
     return engine, loaded
 
 
@@ -134,48 +150,66 @@ def _mask_levels(args, size: tuple[int, int]):
 
 
 def cmd_generate(args) -> int:
-    from .core.depth import load_depth
+    from .core.batch import repaint
     from .core.history.index import History
-    from .core.history.record import depth_levels, levels_to_depth, save_result
-    from .core.masks import levels_to_mask
 
-    params = GenerationParams(
-        prompt=args.prompt, negative_prompt=args.negative, strength=args.strength, steps=args.steps,
-        guidance_scale=args.guidance, seed=args.seed, num_images=args.images, scheduler=args.scheduler,
-        loras=parse_lora_options(args.lora), tile=args.tile,
-    ).validated()  # before the slow model load
+    params = _params(args)
     if not 0 <= args.mask_blur <= MAX_MASK_BLUR:
         raise CliError(f"--mask-blur {args.mask_blur} is outside 0..{MAX_MASK_BLUR}.", "Use 4-16 pixels for most masks.")
     engine, loaded = _load(args)
     mask = _mask_levels(args, loaded.image.size)
-    depth = None
-    if args.depth:
-        bright_is_near = {"near": True, "far": False, "auto": None}[args.depth_bright]
-        depth, notes = load_depth(args.depth, loaded.image.size, bright_is_near)
-        for note in notes:
-            _progress(f"note: {note}")
 
     def on_step(info):
         _progress(f"step {info.step}/{info.total} ({info.step / max(info.elapsed, 1e-9):.2f} it/s)")
 
-    if depth is None:
+    if not args.depth:
         _progress("estimating depth…")
-        depth = engine.estimate_depth(loaded.image)
-    levels = depth_levels(depth)  # generation uses exactly the 16-bit map kept beside the picture
-    result = engine.generate(params, loaded.image, levels_to_depth(levels), on_step=on_step,
-                             mask=None if mask is None else levels_to_mask(mask))
-    for note in result.notes:
+    done = repaint(engine, params, args.image, loaded, args.depth, _BRIGHT_IS_NEAR[args.depth_bright], args.out, on_step,
+                   mask_levels=mask)
+    for note in done.notes:
         _progress(f"note: {note}")
-    targets = [args.out if index == 0 else args.out.with_name(f"{args.out.stem}-{index}{args.out.suffix}")
-               for index in range(len(result.images))]
-    saved = save_result(engine, result, args.image, loaded.image, levels, targets, mask_levels=mask)
     history = History()
     try:
-        for (path, record), seed in zip(saved, result.seeds):
+        for (path, record), seed in zip(done.saved, done.seeds):
             history.add(path, record)
             print(f"{path}\tseed {seed}")
     finally:
         history.close()
+    return 0
+
+
+def cmd_batch(args) -> int:
+    from .core.batch import BatchRunner, BatchSummary, plan, ray_results, run_batch
+    from .core.history.hashes import HashCache
+    from .core.history.index import History
+
+    params = _params(args)
+    if args.actors is not None and (args.actors < 1 or not args.ray):
+        raise CliError("--actors needs --ray and a count of 1 or more.", "")
+    todo, done = plan(args.input_dir, args.out_dir, HashCache())
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    _progress(f"{len(todo) + len(done)} images, {len(done)} already done in {args.out_dir}")
+    model = str(Path(args.model).resolve()) if Path(args.model).exists() else args.model
+    runner_args = (model, args.device, args.precision, args.preset, params, args.out_dir.resolve(),
+                   _BRIGHT_IS_NEAR[args.depth_bright])
+    if not todo:
+        results = iter(())
+    elif args.ray:
+        results = ray_results(args.ray, args.actors, runner_args, todo, _progress)
+    else:
+        runner = BatchRunner(*runner_args)
+        for note in runner.take_notes():
+            _progress(note)
+        results = map(runner.run, todo)
+    summary = BatchSummary(str(args.input_dir.resolve()), str(args.out_dir.resolve()), model, dataclasses.asdict(params),
+                           args.ray, len(todo) + len(done), already_done=[str(item.image) for item in done])
+    history = History()
+    try:
+        history.sync([args.out_dir])  # pictures deleted from the output folder leave the index before theirs are made again
+        run_batch(summary, todo, results, _progress, history.add)
+    finally:
+        history.close()
+    print(summary.line())
     return 0
 
 
@@ -211,7 +245,7 @@ def cmd_bench(args) -> int:
     return 0
 
 
-COMMANDS = {"generate": cmd_generate, "depth": cmd_depth, "make-demo-model": cmd_make_demo_model, "bench": cmd_bench,
+COMMANDS = {"generate": cmd_generate, "batch": cmd_batch, "depth": cmd_depth, "make-demo-model": cmd_make_demo_model, "bench": cmd_bench,
             "library": cmd_library, "models": cmd_models, "download": cmd_download, "history": cmd_history, "info": cmd_info}
 
 
