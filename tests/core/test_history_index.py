@@ -93,6 +93,16 @@ def test_sync_notices_deleted_moved_and_dropped_pictures(history, tmp_path):
     assert history.sync([out]) == type(report)(0, 0, 0)
 
 
+def test_a_new_picture_under_the_name_of_a_deleted_one_replaces_its_entry(history, tmp_path):
+    old = history.add(picture(tmp_path, "x.png", record("an old harbour", loras=[("ink", 0.5)])))
+    history.set_favourite(old)
+    (tmp_path / "x.png").unlink()
+    new = history.add(picture(tmp_path, "x.png", record("a new lighthouse")))
+    assert [e.id for e in history.search()] == [new]
+    assert history.get(new).prompt == "a new lighthouse" and not history.get(new).favourite
+    assert history.search("harbour") == [] and history.search(lora="ink") == []
+
+
 def test_the_schema_is_versioned_and_a_newer_one_refused(tmp_path):
     path = tmp_path / "history.sqlite3"
     History(path).close()

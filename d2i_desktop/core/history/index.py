@@ -143,10 +143,14 @@ class History:
 
     # -- adding ---------------------------------------------------------------------------------
     def add(self, path: str | Path, record: dict | None = None) -> int:
-        """Index a picture file (its record, else the AUTOMATIC1111 text it carries); returns its id."""
+        """Index a picture file (its record, else the AUTOMATIC1111 text it carries); returns its id.
+
+        A picture already indexed under this path was deleted since (files are never overwritten): its entry goes.
+        """
         path = Path(path).resolve()
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("DELETE FROM pictures WHERE path = ?", (str(path),))
             return self._insert(path, picture_facts(path, record))
 
     def add_many(self, rows: Iterable[tuple[str | Path, dict]]) -> int:
