@@ -13,8 +13,8 @@ from pathlib import Path
 from PySide6.QtCore import QMimeData, QObject, QRunnable, QSize, Qt, QThreadPool, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
-    QAbstractItemView, QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLineEdit, QListWidget, QListWidgetItem,
-    QPushButton, QVBoxLayout, QWidget,
+    QAbstractItemView, QCheckBox, QComboBox, QHBoxLayout, QLineEdit, QListWidget, QListWidgetItem, QSizePolicy,
+    QToolButton, QVBoxLayout, QWidget,
 )
 from send2trash import send2trash
 
@@ -78,15 +78,15 @@ class GalleryPanel(QWidget):
 
         self.search = QLineEdit(objectName="gallerySearch", placeholderText="Search prompts…", clearButtonEnabled=True)
         self.search.textChanged.connect(lambda _text: self.refresh())
-        self.favourites_only = QCheckBox("Favourites", objectName="galleryFavouritesOnly")
+        self.favourites_only = QCheckBox("★", objectName="galleryFavouritesOnly")
         self.favourites_only.toggled.connect(lambda _on: self.refresh())
         self.model = QComboBox(objectName="galleryModel")
         self.model.currentIndexChanged.connect(lambda _index: self.refresh())
         self.list = GalleryList(objectName="galleryList", viewMode=QListWidget.ViewMode.IconMode,
                                 resizeMode=QListWidget.ResizeMode.Adjust, movement=QListWidget.Movement.Static,
                                 uniformItemSizes=True, wordWrap=True)
-        self.list.setIconSize(QSize(96, 96))
-        self.list.setGridSize(QSize(112, 124))
+        self.list.setIconSize(QSize(72, 72))
+        self.list.setGridSize(QSize(96, 96))
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.list.setDragEnabled(True)
         self.list.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
@@ -98,29 +98,33 @@ class GalleryPanel(QWidget):
         self.open_button = self._button("Open", "openPictureButton", "Open it in the system's viewer",
                                         lambda: self._with_current(lambda path: QDesktopServices.openUrl(
                                             QUrl.fromLocalFile(path))))
-        self.favourite_button = self._button("★ Favourite", "favouriteButton", "Mark or unmark as a favourite",
+        self.favourite_button = self._button("★", "favouriteButton", "Mark or unmark as a favourite",
                                              self.toggle_favourite)
         self.delete_button = self._button("Delete", "deletePictureButton", "Move to the trash, with its depth map",
                                           self.delete_selected)
 
+        self.favourites_only.setToolTip("Show only favourites")
+        self.model.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.model.setMinimumContentsLength(8)
         filters = QHBoxLayout()
+        filters.addWidget(self.search, 2)
         filters.addWidget(self.favourites_only)
         filters.addWidget(self.model, 1)
-        buttons = QGridLayout()
-        buttons.addWidget(self.use_button, 0, 0, 1, 2)
-        for index, button in enumerate((self.open_button, self.favourite_button, self.delete_button)):
-            buttons.addWidget(button, 1 + index // 2, index % 2)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.use_button, 2)
+        for button in (self.open_button, self.favourite_button, self.delete_button):
+            buttons.addWidget(button, 1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
-        layout.addWidget(self.search)
         layout.addLayout(filters)
         layout.addWidget(self.list, 1)
         layout.addLayout(buttons)
         self._update_buttons()
 
     @staticmethod
-    def _button(text: str, name: str, tip: str, slot) -> QPushButton:
-        button = QPushButton(text, objectName=name, toolTip=tip)
+    def _button(text: str, name: str, tip: str, slot) -> QToolButton:
+        button = QToolButton(text=text, objectName=name, toolTip=tip)
+        button.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         button.clicked.connect(slot)
         return button
 
@@ -177,7 +181,7 @@ class GalleryPanel(QWidget):
 
     @staticmethod
     def _label(entry: Entry) -> str:
-        return ("★ " if entry.favourite else "") + (f"seed {entry.seed}" if entry.seed is not None else Path(entry.path).stem)
+        return ("★ " if entry.favourite else "") + (str(entry.seed) if entry.seed is not None else Path(entry.path).stem)
 
     def _set_models(self, models: list[str]) -> None:
         current = self.model.currentText()

@@ -65,7 +65,7 @@ def job_text(params: GenerationParams) -> str:
     """A queued generation in words, as the queue and the status bar show it."""
     prompt = params.prompt if len(params.prompt) <= 40 else params.prompt[:39] + "…"
     seed = "random seed" if params.seed == -1 else f"seed {params.seed}"
-    return f"“{prompt}” · {seed}"
+    return f"{seed} · “{prompt}”"
 
 
 def first_geometry(available: QRect) -> QRect:
@@ -425,6 +425,9 @@ class MainWindow(QMainWindow):
         columns = [self.depth_tools_dock, self.generate_dock] if two_columns else [self.generate_dock]
         widths = [max(dock.widget().widget().minimumSizeHint().width() + 24, self.width() // 5) for dock in columns]
         self.resizeDocks(columns, widths, Qt.Orientation.Horizontal)
+        # The Generate panel whole, buttons and progress included; the depth, queue and gallery tabs get the rest.
+        self.resizeDocks([self.generate_dock], [self.generate_panel.minimumSizeHint().height() + 48],
+                         Qt.Orientation.Vertical)
 
     def set_canvas_only(self, on: bool) -> None:
         """Hide every panel and the toolbar to show the picture alone; show again the ones that were shown."""
@@ -618,6 +621,7 @@ class MainWindow(QMainWindow):
         taken = self._take_settings(path)
         if taken is None:
             return False
+        self.generate_dock.raise_()  # where the settings went
         found, notes = taken
         source = (found.record or {}).get("input", {}).get("path")
         depth_file = depth_path_for(path)

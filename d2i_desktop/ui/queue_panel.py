@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QGridLayout, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QListWidget, QListWidgetItem, QSizePolicy, QToolButton, QVBoxLayout, QWidget
 
 from ..session import Session
 
@@ -19,7 +19,8 @@ class QueuePanel(QWidget):
     def __init__(self, session: Session, parent=None):
         super().__init__(parent)
         self.session = session
-        self.list = QListWidget(objectName="queueList")
+        self.list = QListWidget(objectName="queueList", textElideMode=Qt.TextElideMode.ElideRight)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.list.setAccessibleName("Queue")
         self.list.currentRowChanged.connect(lambda _row: self._update_buttons())
         self.up_button = self._button("Up", "queueUpButton", "Run it earlier", lambda: self._move(-1))
@@ -30,10 +31,9 @@ class QueuePanel(QWidget):
                                           lambda: self._emit_current(self.session.take_back))
         self.cancel_all_button = self._button("Cancel all", "cancelAllButton", "Empty the queue and stop the running job",
                                               self.sig_cancel_all.emit)
-        buttons = QGridLayout()
-        for index, button in enumerate((self.up_button, self.down_button, self.edit_button, self.remove_button)):
-            buttons.addWidget(button, index // 2, index % 2)
-        buttons.addWidget(self.cancel_all_button, 2, 0, 1, 2)
+        buttons = QHBoxLayout()
+        for button in (self.up_button, self.down_button, self.edit_button, self.remove_button, self.cancel_all_button):
+            buttons.addWidget(button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addWidget(self.list, 1)
@@ -42,8 +42,9 @@ class QueuePanel(QWidget):
         self.refresh()
 
     @staticmethod
-    def _button(text: str, name: str, tip: str, slot) -> QPushButton:
-        button = QPushButton(text, objectName=name, toolTip=tip)
+    def _button(text: str, name: str, tip: str, slot) -> QToolButton:
+        button = QToolButton(text=text, objectName=name, toolTip=tip)
+        button.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         button.clicked.connect(slot)
         return button
 
@@ -57,6 +58,7 @@ class QueuePanel(QWidget):
             item.setFlags(Qt.ItemFlag.ItemIsEnabled)
         for job in self.session.queue:
             item = QListWidgetItem(job.what, self.list)
+            item.setToolTip(job.request[0].prompt if job.request else job.what)
             item.setData(JOB_ID, job.id)
             if job.id == selected:
                 self.list.setCurrentItem(item)
