@@ -2,7 +2,8 @@
 
 Mouse: with the brush, left-drag paints, Alt+click picks a depth; middle-drag or Space+drag pans
 (with the hand tool, left-drag pans too). The wheel zooms, a double click fits. In the Compare view
-the input shows left of a split line and the result right of it; drag the line to compare.
+the input shows left of a split line and the result right of it; drag the line to compare. The tiled
+preview draws the result 2x2 in its panel, so a seamless tile's seams can be checked.
 """
 
 from __future__ import annotations
@@ -97,6 +98,7 @@ class Canvas(QWidget):
         self.overlay_mode = OVERLAY_BLEND
         self.split = 0.5  # where the split line sits, as a share of the image's width
         self.show_model_view = False
+        self.tile_preview = False  # the result drawn 2x2, to check that a seamless tile wraps
         self.cmap = "viridis"
         self.view_mode = VIEW_INPUT
         self.tool = TOOL_PAN
@@ -192,6 +194,13 @@ class Canvas(QWidget):
         """Show the depth as the model receives it (latent grid, min-max scaled) instead of the full map."""
         self.show_model_view = shown
         self._refresh_model_view()
+        self.update()
+
+    def set_tile_preview(self, shown: bool) -> None:
+        """Show the result repeated 2x2 in its panel (the Result view when only the input was shown)."""
+        self.tile_preview = shown
+        if shown and self.view_mode == VIEW_INPUT and self.result_image is not None:
+            self.set_view_mode(VIEW_RESULT)
         self.update()
 
     def set_view_mode(self, mode: str) -> None:
@@ -359,7 +368,14 @@ class Canvas(QWidget):
             painter.setPen(QPen(QColor("#5f6368"), 0, Qt.PenStyle.DashLine))
             painter.drawRect(target)
             return
-        painter.drawImage(target, self.result_image)
+        if not self.tile_preview:
+            painter.drawImage(target, self.result_image)
+            return
+        half_w, half_h = target.width() / 2, target.height() / 2
+        for column in (0, 1):
+            for row in (0, 1):
+                painter.drawImage(QRectF(target.x() + column * half_w, target.y() + row * half_h, half_w, half_h),
+                                  self.result_image)
 
     def _draw_split_line(self, painter: QPainter) -> None:
         x = self._split_x()

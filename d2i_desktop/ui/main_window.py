@@ -315,6 +315,8 @@ class MainWindow(QMainWindow):
                                   ("view-split-left-right", style.SP_FileDialogListView), checkable=True)
         self.compare_action.setIconText("Compare")
         self.canvas.sig_view_mode_changed.connect(lambda mode: self.compare_action.setChecked(mode == VIEW_COMPARE))
+        self.tile_preview_action = add(view_menu, "&Tiled preview (result 2x2)", self.canvas.set_tile_preview, "T",
+                                       "tilePreviewAction", checkable=True)
         add(view_menu, "Fit to window", self.canvas.fit, "Ctrl+0", "fitAction", ("zoom-fit-best", style.SP_TitleBarMaxButton))
         add(view_menu, "Zoom in", lambda: self.canvas.zoom_by(1.25), QKeySequence.StandardKey.ZoomIn, icon=("zoom-in", style.SP_ArrowUp))
         add(view_menu, "Zoom out", lambda: self.canvas.zoom_by(0.8), QKeySequence.StandardKey.ZoomOut, icon=("zoom-out", style.SP_ArrowDown))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QPlainTextEdit, QSpinBox, QToolButton, QWidget,
+    QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QPlainTextEdit, QSpinBox, QToolButton, QWidget,
 )
 
 from ..core.params import DEFAULT_SCHEDULER, MAX_IMAGES, MAX_STEPS, SCHEDULERS, GenerationParams
@@ -54,6 +54,9 @@ class ParamsPanel(QWidget):
         self.scheduler.addItems(list(SCHEDULERS))
         self.scheduler.setCurrentText(DEFAULT_SCHEDULER)
         self.scheduler.setToolTip("The sampler that walks from noise to picture.")
+        self.tile = QCheckBox("Seamless tile", objectName="tileCheck")
+        self.tile.setToolTip("Make the picture repeat seamlessly left to right and top to bottom "
+                             "(View ▸ Tiled preview shows it 2x2).")
 
         seed_row = QHBoxLayout()
         seed_row.addWidget(self.seed, 1)
@@ -70,6 +73,7 @@ class ParamsPanel(QWidget):
         form.addRow("Images", self.num_images)
         form.addRow("Batch count", self.batch)
         form.addRow("Sampler", self.scheduler)
+        form.addRow("Tile", self.tile)
 
     def _prompt_edit(self, name: str, placeholder: str, height: int) -> PromptEdit:
         edit = PromptEdit(objectName=name, placeholderText=placeholder, tabChangesFocus=True)
@@ -96,6 +100,7 @@ class ParamsPanel(QWidget):
             seed=self.seed.value(),
             num_images=self.num_images.value(),
             scheduler=self.scheduler.currentText(),
+            tile=self.tile.isChecked(),
         )
 
     def set_params(self, params: GenerationParams) -> None:
@@ -107,6 +112,7 @@ class ParamsPanel(QWidget):
         self.seed.setValue(params.seed if params.seed <= QT_MAX_INT else -1)
         self.num_images.setValue(params.num_images)
         self.scheduler.setCurrentText(params.scheduler)
+        self.tile.setChecked(params.tile)
 
     def remember_seed(self, seed: int) -> None:
         self._last_seed = seed if seed <= QT_MAX_INT else -1
