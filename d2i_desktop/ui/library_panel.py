@@ -65,6 +65,8 @@ class LibraryPanel(QWidget):
     """A message for the notice bar: message, hint, level ("error", "warning" or "info")."""
     sig_export_mix = Signal(object, str)
     """Save the ticked LoRAs at their weights as one LoRA: ((name, weight), ...) and the file to write."""
+    sig_names_changed = Signal(list, list)
+    """The usable LoRA names and embedding names, after every scan."""
 
     def __init__(self, library: Library | None = None, parent=None):
         super().__init__(parent)
@@ -215,6 +217,9 @@ class LibraryPanel(QWidget):
                 self.tree.setCurrentItem(row)
         self.tree.blockSignals(False)
         self.empty_hint.setVisible(not self.items)
+        usable = [item for item in self.items.values() if item.usable]
+        self.sig_names_changed.emit([item.name for item in usable if item.kind == LORA],
+                                    [item.name for item in usable if item.kind == EMBEDDING])
         self._filter(self.search.text())
         self._show_details(self.tree.currentItem())
 

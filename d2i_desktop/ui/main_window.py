@@ -212,6 +212,7 @@ class MainWindow(QMainWindow):
         self.library_panel.sig_insert_text.connect(self.insert_in_prompt)
         self.library_panel.sig_message.connect(self.notice.show_message)
         self.library_panel.sig_export_mix.connect(self.export_mix)
+        self.library_panel.sig_names_changed.connect(self.params_panel.set_library_names)
 
         self.queue_panel = QueuePanel(self.session)
         self.queue_panel.sig_edit.connect(self.edit_queued)

@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QPlainTextEdit, QSpinBox, QToolButton, QWidget,
+    QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QSpinBox, QToolButton, QWidget,
 )
 
 from ..core.params import DEFAULT_SCHEDULER, MAX_IMAGES, MAX_STEPS, SCHEDULERS, GenerationParams
+from .prompt_edit import PromptEdit
 
 QT_MAX_INT = 2**31 - 1  # QSpinBox holds a signed 32-bit int
 MAX_BATCH = 100
-
-
-class PromptEdit(QPlainTextEdit):
-    """A prompt box where Ctrl+Enter generates instead of adding a line."""
-
-    sig_submit = Signal()
-
-    def keyPressEvent(self, event):
-        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and event.modifiers() & Qt.KeyboardModifier.ControlModifier:
-            self.sig_submit.emit()
-            return
-        super().keyPressEvent(event)
 
 
 class ParamsPanel(QWidget):
@@ -113,6 +102,11 @@ class ParamsPanel(QWidget):
         self.num_images.setValue(params.num_images)
         self.scheduler.setCurrentText(params.scheduler)
         self.tile.setChecked(params.tile)
+
+    def set_library_names(self, loras: list[str], embeddings: list[str]) -> None:
+        """The LoRA and embedding names the prompt boxes complete."""
+        for edit in (self.prompt, self.negative):
+            edit.set_library_names(loras, embeddings)
 
     def remember_seed(self, seed: int) -> None:
         self._last_seed = seed if seed <= QT_MAX_INT else -1
