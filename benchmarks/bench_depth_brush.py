@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from d2i_desktop.core.depth_edit import BRUSHES, Brush, Stroke
+from d2i_desktop.core.depth.edit import BRUSHES, Brush, Stroke
 
 
 def main() -> None:

@@ -53,7 +53,7 @@ timeout --kill-after=15 "${BENCH_TIMEOUT:-480}" \
 if [ "$status" -ne 0 ]; then
     echo "bench: stopped (exit $status); the figures measured so far:" | tee -a "$out_dir/bench.txt"
     if [ -s "$out_dir/bench.json" ]; then
-        "$python" -m d2i_desktop.core.bench "$out_dir/bench.json" | tee -a "$out_dir/bench.txt"
+        "$python" -m d2i_desktop.bench "$out_dir/bench.json" | tee -a "$out_dir/bench.txt"
     else
         echo "(none yet)" | tee -a "$out_dir/bench.txt"
     fi

@@ -99,7 +99,7 @@ def main() -> int:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from d2i_desktop.core.engine import Engine
+    from d2i_desktop.core.generation.engine import Engine
     from d2i_desktop.ui.main_window import MainWindow
     from d2i_desktop.ui.worker import WorkerThread
 

@@ -43,10 +43,10 @@ def main() -> int:
     args = parser.parse_args()
     os.environ["D2I_DATA_DIR"] = data = tempfile.mkdtemp(prefix="d2i-soak-")
 
-    from d2i_desktop.core.demo import make_demo_model
-    from d2i_desktop.core.engine import Engine
+    from d2i_desktop.core.models.demo import make_demo_model
+    from d2i_desktop.core.generation.engine import Engine
     from d2i_desktop.core.errors import Cancelled
-    from d2i_desktop.core.params import SCHEDULERS, GenerationParams
+    from d2i_desktop.core.generation.params import SCHEDULERS, GenerationParams
     from library_samples import lora_state, write_lora
 
     engine = Engine(device="cpu")

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-MARKS = {"window": " window shown", "model": "d2i_desktop.core.engine: loaded "}
+MARKS = {"window": " window shown", "model": "d2i_desktop.core.generation.engine: loaded "}
 
 
 def drop_page_cache() -> bool:

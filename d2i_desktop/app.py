@@ -66,10 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     from PySide6.QtWidgets import QApplication
 
-    from .core.app_data import take_notices
-    from .core.engine import Engine
+    from .core.files.app_data import take_notices
+    from .core.generation.engine import Engine
     from .core.errors import D2IError
-    from .core.models import ModelRegistry
+    from .core.models.registry import ModelRegistry
     from .ui.main_window import MainWindow
     from .ui.settings_dialog import load_performance
     from .ui.settings_file import open_settings

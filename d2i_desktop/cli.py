@@ -11,10 +11,10 @@ from pathlib import Path
 from .cli_history import add_history_parsers, cmd_history, cmd_info
 from .cli_library import add_library_parser, add_lora_argument, cmd_library, parse_lora_options
 from .cli_models import add_models_parsers, cmd_download, cmd_models
-from .core.app_data import take_notices
+from .core.files.app_data import take_notices
 from .core.errors import D2IError
-from .core.models import NotDownloaded
-from .core.params import DEFAULT_SCHEDULER, SCHEDULERS, GenerationParams
+from .core.models.registry import NotDownloaded
+from .core.generation.params import DEFAULT_SCHEDULER, SCHEDULERS, GenerationParams
 from .logs import log_to_file
 
 EXIT_USAGE = 2
@@ -129,8 +129,8 @@ def _progress(text: str) -> None:
 
 
 def _load(args):
-    from .core.batch import open_engine
-    from .core.images import load_image
+    from .core.generation.batch import open_engine
+    from .core.files.images import load_image
 
     loaded = load_image(args.image)
     engine = open_engine(args.model, args.device, getattr(args, "precision", None), getattr(args, "preset", None), _progress)
@@ -139,7 +139,7 @@ def _load(args):
 
 def _mask_levels(args, size: tuple[int, int]):
     """The --mask file feathered by --mask-blur, as the 8-bit levels kept beside the picture (None without --mask)."""
-    from .core.masks import feather, load_mask, mask_levels
+    from .core.generation.masks import feather, load_mask, mask_levels
 
     if args.mask is None:
         return None
@@ -150,7 +150,7 @@ def _mask_levels(args, size: tuple[int, int]):
 
 
 def cmd_generate(args) -> int:
-    from .core.batch import repaint
+    from .core.generation.batch import repaint
     from .core.history.index import History
 
     params = _params(args)
@@ -179,7 +179,7 @@ def cmd_generate(args) -> int:
 
 
 def cmd_batch(args) -> int:
-    from .core.batch import BatchRunner, BatchSummary, plan, ray_results, run_batch
+    from .core.generation.batch import BatchRunner, BatchSummary, plan, ray_results, run_batch
     from .core.history.hashes import HashCache
     from .core.history.index import History
 
@@ -214,7 +214,7 @@ def cmd_batch(args) -> int:
 
 
 def cmd_depth(args) -> int:
-    from .core.depth import save_depth_npy, save_depth_png16
+    from .core.depth.maps import save_depth_npy, save_depth_png16
 
     engine, loaded = _load(args)
     _progress("estimating depth…")
@@ -225,7 +225,7 @@ def cmd_depth(args) -> int:
 
 
 def cmd_make_demo_model(args) -> int:
-    from .core.demo import DEMO_LABEL, make_demo_model
+    from .core.models.demo import DEMO_LABEL, make_demo_model
 
     _progress(f"building the {DEMO_LABEL} in {args.folder}…")
     print(make_demo_model(args.folder))
@@ -233,7 +233,7 @@ def cmd_make_demo_model(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .core.bench import BenchConfig, format_table, run_benchmark, write_json
+    from .bench import BenchConfig, format_table, run_benchmark, write_json
 
     config = BenchConfig.for_device(quick=args.quick or None, device=args.device, repeats=args.repeats,
                                     sizes=tuple(args.sizes) if args.sizes else None)

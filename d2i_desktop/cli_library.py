@@ -35,7 +35,7 @@ def add_lora_argument(parser: argparse.ArgumentParser) -> None:
 
 def parse_lora_options(options: list[str]) -> tuple[tuple[str, float], ...]:
     """`name:0.8` / `name` options as (name, weight); a missing weight is the library's default for that LoRA."""
-    from .core.library import LORA, Library
+    from .core.extras.library import LORA, Library
 
     chosen = []
     for option in options:
@@ -51,7 +51,7 @@ def parse_lora_options(options: list[str]) -> tuple[tuple[str, float], ...]:
 
 
 def cmd_library(args) -> int:
-    from .core.library import AlreadyInLibrary, Library
+    from .core.extras.library import AlreadyInLibrary, Library
 
     library = Library()
     if args.action == "list":
@@ -79,8 +79,8 @@ def cmd_library(args) -> int:
     elif args.action == "folders":
         print("\n".join(str(folder) for folder in library.folders()))
     elif args.action == "export-mix":
-        from .core.engine import Engine
-        from .core.lora_mix import export_mix
+        from .core.generation.engine import Engine
+        from .core.extras.lora_mix import export_mix
 
         sources = parse_lora_options(args.lora)
         engine = Engine(device=args.device)

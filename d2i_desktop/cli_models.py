@@ -7,7 +7,7 @@ import sys
 import threading
 from pathlib import Path
 
-from .core.models import SD2_DEPTH_REPO
+from .core.models.registry import SD2_DEPTH_REPO
 
 
 def add_models_parsers(commands) -> None:
@@ -31,14 +31,14 @@ def add_models_parsers(commands) -> None:
 
 
 def _size(count: int) -> str:
-    from .core.downloads import format_bytes
+    from .core.models.downloads import format_bytes
 
     return format_bytes(count) if count else "-"
 
 
 def cmd_models(args) -> int:
-    from .core import models
-    from .core.hf_cache import scan_cached_models
+    from .core.models import registry as models
+    from .core.models.hf_cache import scan_cached_models
 
     registry = models.ModelRegistry()
     if args.action == "list":
@@ -57,8 +57,8 @@ def cmd_models(args) -> int:
 
 
 def cmd_download(args) -> int:
-    from .core import models
-    from .core.downloads import download_model
+    from .core.models import registry as models
+    from .core.models.downloads import download_model
 
     def show(progress):
         print(f"\r{progress.text():<60}", end="", file=sys.stderr, flush=True)

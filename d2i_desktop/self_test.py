@@ -87,14 +87,14 @@ def _environment(context: _Context) -> str:
 
 
 def _demo_model(context: _Context) -> str:
-    from .core.demo import make_demo_model
+    from .core.models.demo import make_demo_model
 
     context.model_dir = make_demo_model(context.folder / "demo-model")
     return str(context.model_dir)
 
 
 def _model_load(context: _Context) -> str:
-    from .core.engine import Engine
+    from .core.generation.engine import Engine
 
     context.engine = Engine()
     info = context.engine.load(context.model_dir)
@@ -114,8 +114,8 @@ def _depth(context: _Context) -> str:
 
 
 def _extras(context: _Context) -> str:
-    from .core.demo import write_demo_embedding, write_demo_lora
-    from .core.library import Library
+    from .core.models.demo import write_demo_embedding, write_demo_lora
+    from .core.extras.library import Library
 
     library = Library()
     lora = library.import_file(write_demo_lora(context.engine.pipe, context.folder / "self-test-lora.safetensors"))
@@ -127,7 +127,7 @@ def _extras(context: _Context) -> str:
 def _generation(context: _Context) -> str:
     import numpy as np
 
-    from .core.params import GenerationParams
+    from .core.generation.params import GenerationParams
 
     lora, embedding = context.extras
     params = GenerationParams(prompt=f"a harbour in {embedding} <lora:{lora}:0.8>", steps=2, strength=1.0, seed=7)
@@ -142,7 +142,7 @@ def _generation(context: _Context) -> str:
 
 
 def _png_round_trip(context: _Context) -> str:
-    from .core.outputs import parse_parameters, read_parameters, save_unique_png
+    from .core.files.outputs import parse_parameters, read_parameters, save_unique_png
 
     path = save_unique_png(context.result.images[0], context.folder / "self-test.png", context.result.parameters_text(0))
     fields = parse_parameters(read_parameters(path) or "")
@@ -158,7 +158,7 @@ def _main_window(context: _Context) -> str:
     from PySide6.QtWidgets import QApplication
 
     from .app import apply_app_identity
-    from .core.engine import Engine
+    from .core.generation.engine import Engine
     from .core.paths import data_dir
     from .ui.main_window import MainWindow
     from .ui.worker import WorkerThread

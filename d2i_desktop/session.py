@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QObject, QPointF, Signal
 
-from .core import depth_edit
-from .core.depth_edit import Brush, Patch, Stroke
-from .core.engine import GenerationResult, ModelInfo, image_key
-from .core.images import LoadedImage
+from .core.depth import edit as depth_edit
+from .core.depth.edit import Brush, Patch, Stroke
+from .core.generation.engine import GenerationResult, ModelInfo, image_key
+from .core.files.images import LoadedImage
 
 
 class DepthHistory:

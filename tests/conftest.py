@@ -19,7 +19,7 @@ def isolated_data_dir(tmp_path, monkeypatch) -> Path:
 @pytest.fixture(scope="session")
 def demo_model_dir(tmp_path_factory) -> Path:
     """The demo model saved with save_pretrained, shared read-only by all tests."""
-    from d2i_desktop.core.demo import make_demo_model
+    from d2i_desktop.core.models.demo import make_demo_model
 
     return make_demo_model(tmp_path_factory.mktemp("models") / "demo")
 
@@ -29,7 +29,7 @@ def engine(demo_model_dir):
     """An engine for one test module alone: its tests may load LoRAs or change settings without touching others'."""
     import torch
 
-    from d2i_desktop.core.engine import Engine
+    from d2i_desktop.core.generation.engine import Engine
 
     torch.set_num_threads(1)  # the same small figures whatever the machine, and no oversubscribed cores
     engine = Engine(device="cpu")
@@ -40,7 +40,7 @@ def engine(demo_model_dir):
 @pytest.fixture(scope="session")
 def demo_engine(demo_model_dir):
     """One Engine with the demo model loaded through the normal loading path (CPU, fp32)."""
-    from d2i_desktop.core.engine import Engine
+    from d2i_desktop.core.generation.engine import Engine
 
     engine = Engine(device="cpu")
     engine.load(demo_model_dir)

@@ -4,7 +4,7 @@ import numpy as np
 from PIL import Image
 from PySide6.QtCore import QPointF
 
-from d2i_desktop.core.images import prepare_image
+from d2i_desktop.core.files.images import prepare_image
 from d2i_desktop.session import Session
 
 

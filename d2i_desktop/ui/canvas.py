@@ -16,8 +16,8 @@ from PySide6.QtCore import QPointF, QRect, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QLinearGradient, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from ..core import depth as depth_maps
-from ..core.depth_view import model_view
+from ..core.depth import maps as depth_maps
+from ..core.depth.view import model_view
 
 VIEW_INPUT, VIEW_RESULT, VIEW_SIDE_BY_SIDE, VIEW_COMPARE = "Input", "Result", "Side by side", "Compare"
 VIEW_MODES = (VIEW_INPUT, VIEW_RESULT, VIEW_SIDE_BY_SIDE, VIEW_COMPARE)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLabel, QPushButton, QSlider, QWidget
 
-from ..core import depth as depth_maps
+from ..core.depth import maps as depth_maps
 from .canvas import OVERLAY_MODES, VIEW_MODES, Canvas
 
 

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import (
     QSlider, QToolButton, QVBoxLayout, QWidget,
 )
 
-from ..core import depth_edit
+from ..core.depth import edit as depth_edit
 from ..core.errors import D2IError
 from ..session import DepthDocument
 from .canvas import TOOL_BRUSH, TOOL_PAN, TOOL_PICK, Canvas

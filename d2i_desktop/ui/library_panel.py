@@ -13,8 +13,8 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.errors import D2IError
-from ..core.library import EMBEDDING, LORA, AlreadyInLibrary, Library, LibraryItem
-from ..core.lora_files import WEIGHT_SUFFIXES
+from ..core.extras.library import EMBEDDING, LORA, AlreadyInLibrary, Library, LibraryItem
+from ..core.extras.lora_files import WEIGHT_SUFFIXES
 
 NAME, WEIGHT, KIND, BASE, WORDS, SIZE = range(6)
 WEIGHT_STEPS = 100  # slider steps per 1.0 of weight

@@ -16,15 +16,15 @@ from PySide6.QtWidgets import (
     QVBoxLayout, QWidget,
 )
 
-from ..core import depth as depth_maps
-from ..core.demo import DEMO_LABEL
-from ..core.engine import GenerationResult, ModelInfo, StepInfo
+from ..core.depth import maps as depth_maps
+from ..core.models.demo import DEMO_LABEL
+from ..core.generation.engine import GenerationResult, ModelInfo, StepInfo
 from ..core.errors import D2IError
 from ..core.history.foreign import PictureSettings, read_settings
 from ..core.history.record import depth_path_for
-from ..core.images import LoadedImage, load_image, prepare_image
-from ..core.outputs import save_new_file, save_png
-from ..core.params import MAX_SEED, GenerationParams
+from ..core.files.images import LoadedImage, load_image, prepare_image
+from ..core.files.outputs import save_new_file, save_png
+from ..core.generation.params import MAX_SEED, GenerationParams
 from ..core.paths import default_output_dir
 from ..session import Session
 from .canvas import VIEW_COMPARE, VIEW_SIDE_BY_SIDE, Canvas, to_qimage

@@ -14,11 +14,11 @@ from PySide6.QtWidgets import (
     QTreeWidgetItem, QVBoxLayout,
 )
 
-from ..core.demo import DEMO_LABEL
-from ..core.downloads import DownloadProgress, download_model, format_bytes
+from ..core.models.demo import DEMO_LABEL
+from ..core.models.downloads import DownloadProgress, download_model, format_bytes
 from ..core.errors import Cancelled, D2IError
-from ..core.hf_cache import scan_cached_models
-from ..core.models import SD2_DEPTH_REPO, ModelRegistry, add_model
+from ..core.models.hf_cache import scan_cached_models
+from ..core.models.registry import SD2_DEPTH_REPO, ModelRegistry, add_model
 from .notice_bar import NoticeBar
 
 log = logging.getLogger(__name__)

@@ -10,8 +10,8 @@ from PySide6.QtCore import QPointF, QRectF, Qt, QTimer
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from ..core import depth as depth_maps
-from ..core.depth_view import parallax
+from ..core.depth import maps as depth_maps
+from ..core.depth.view import parallax
 from .canvas import to_qimage
 
 PREVIEW_SIDE = 320  # the preview works on a copy this size, so each frame costs a millisecond or two

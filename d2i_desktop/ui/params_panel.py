@@ -7,7 +7,7 @@ from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QSpinBox, QToolButton, QWidget,
 )
 
-from ..core.params import DEFAULT_SCHEDULER, MAX_IMAGES, MAX_STEPS, SCHEDULERS, GenerationParams
+from ..core.generation.params import DEFAULT_SCHEDULER, MAX_IMAGES, MAX_STEPS, SCHEDULERS, GenerationParams
 from .prompt_edit import PromptEdit
 
 QT_MAX_INT = 2**31 - 1  # QSpinBox holds a signed 32-bit int

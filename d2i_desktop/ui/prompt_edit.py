@@ -12,7 +12,7 @@ from PySide6.QtCore import QStringListModel, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QSyntaxHighlighter, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import QCompleter, QPlainTextEdit
 
-from ..core.prompts import MAX_WEIGHT
+from ..core.generation.prompts import MAX_WEIGHT
 
 WEIGHT_STEP = 0.1
 _WEIGHTED = re.compile(r"\(([^()]*):([+-]?\d*\.?\d+)\)")

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (
     QStackedWidget, QVBoxLayout, QWidget,
 )
 
-from ..core.acceleration import (
+from ..core.speed.acceleration import (
     ATTENTION, COMPILE, COMPILE_MODES, DEFAULT_PRESET, OFFLOAD, PRECISIONS, PRESETS, PerformanceReport,
     PerformanceSettings, SettingsError, available_devices,
 )

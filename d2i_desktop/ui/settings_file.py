@@ -6,7 +6,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings
 
-from ..core.app_data import keep_aside
+from ..core.files.app_data import keep_aside
 
 
 def open_settings(path: Path) -> QSettings:

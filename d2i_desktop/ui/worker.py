@@ -17,16 +17,16 @@ import numpy as np
 from PIL import Image
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from ..core.acceleration import PerformanceSettings
-from ..core.demo import make_demo_model
-from ..core.engine import Engine, GenerationResult, ModelInfo, StepInfo
+from ..core.speed.acceleration import PerformanceSettings
+from ..core.models.demo import make_demo_model
+from ..core.generation.engine import Engine, GenerationResult, ModelInfo, StepInfo
 from ..core.errors import Cancelled, D2IError
 from ..core.history.index import History
 from ..core.history.record import depth_levels, levels_to_depth, save_result
-from ..core.lora_mix import export_mix
-from ..core.outputs import next_number
-from ..core.params import GenerationParams
-from ..core.preview import PREVIEW_INTERVAL
+from ..core.extras.lora_mix import export_mix
+from ..core.files.outputs import next_number
+from ..core.generation.params import GenerationParams
+from ..core.generation.preview import PREVIEW_INTERVAL
 
 log = logging.getLogger(__name__)
 

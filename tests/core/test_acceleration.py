@@ -13,13 +13,13 @@ import torch
 from diffusers.models.attention_processor import AttnProcessor2_0, FusedAttnProcessor2_0, SlicedAttnProcessor
 from PIL import Image
 
-from d2i_desktop.core.acceleration import (
+from d2i_desktop.core.speed.acceleration import (
     PRESETS, PerformanceSettings, SettingsError, adapter_signature, apply_performance, has_adapters,
 )
-from d2i_desktop.core.engine import Engine
-from d2i_desktop.core.params import GenerationParams
-from d2i_desktop.core.preview import latents_to_rgb
-from d2i_desktop.core.unet_accel import UNetAccelerator
+from d2i_desktop.core.generation.engine import Engine
+from d2i_desktop.core.generation.params import GenerationParams
+from d2i_desktop.core.generation.preview import latents_to_rgb
+from d2i_desktop.core.speed.unet_accel import UNetAccelerator
 
 
 @pytest.fixture(autouse=True)
@@ -279,7 +279,7 @@ def test_the_command_line_takes_a_preset_and_says_what_falls_back(demo_model_dir
 def test_compile_cache_goes_to_the_app_folder_unless_the_user_chose_one(tmp_path, monkeypatch):
     from torch._inductor.runtime.cache_dir_utils import cache_dir, default_cache_dir
 
-    from d2i_desktop.core.unet_accel import configure_compile_cache
+    from d2i_desktop.core.speed.unet_accel import configure_compile_cache
 
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", default_cache_dir())  # what importing torch._inductor leaves behind
     monkeypatch.delenv("TRITON_CACHE_DIR", raising=False)

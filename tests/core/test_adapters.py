@@ -5,12 +5,12 @@ import pytest
 import torch
 from PIL import Image
 
-from d2i_desktop.core.adapters import adapter_name, split_lora_tags
+from d2i_desktop.core.extras.adapters import adapter_name, split_lora_tags
 from d2i_desktop.core.errors import ParamError
-from d2i_desktop.core.library import LORA, Library
-from d2i_desktop.core.lora_files import LibraryFileError
-from d2i_desktop.core.outputs import parse_parameters
-from d2i_desktop.core.params import GenerationParams
+from d2i_desktop.core.extras.library import LORA, Library
+from d2i_desktop.core.extras.lora_files import LibraryFileError
+from d2i_desktop.core.files.outputs import parse_parameters
+from d2i_desktop.core.generation.params import GenerationParams
 from library_samples import (
     embedding_vectors, lora_state, sd1_lora, sdxl_lora, write_a1111_embedding, write_diffusers_embedding, write_lora,
     write_pickle_payload,
@@ -96,7 +96,7 @@ def test_weights_change_without_reloading(engine, photo, depth, library):
 def test_prompt_tag_is_removed_from_the_text_and_recorded_in_the_metadata(engine, photo, depth, library):
     path = write_lora(library.root / "ink.safetensors", lora_state(engine.pipe, "kohya", seed=6))
     write_lora(library.root / "fog.safetensors", lora_state(engine.pipe, "peft", seed=7))
-    from d2i_desktop.core.lora_files import short_hash
+    from d2i_desktop.core.extras.lora_files import short_hash
 
     tagged = run(engine, photo, depth, prompt="a quiet <lora:ink:0.7> harbour")
     picked = run(engine, photo, depth, prompt="a quiet harbour", loras=(("ink", 0.7),))
@@ -215,7 +215,7 @@ def test_embeddings_in_both_formats_apply_by_token_and_unload(engine, photo, dep
     again = pixels(run(engine, photo, depth))
     fields = parse_parameters(used.parameters_text(0))
 
-    from d2i_desktop.core.lora_files import sha256_file
+    from d2i_desktop.core.extras.lora_files import sha256_file
     assert np.abs(pixels(used) - plain).max() > 5
     assert fields["TI hashes"] == f"concept: {sha256_file(path)[:12]}"
     assert fields["prompt"] == "a concept harbour"
@@ -247,8 +247,8 @@ def test_embedding_token_clashes_are_refused(engine, photo, depth, library):
 
 
 def test_unused_loras_beyond_a_few_are_unloaded_least_recently_used_first(library):
-    from d2i_desktop.core.adapters import KEEP_LOADED, Adapters
-    from d2i_desktop.core.demo import build_demo_pipeline
+    from d2i_desktop.core.extras.adapters import KEEP_LOADED, Adapters
+    from d2i_desktop.core.models.demo import build_demo_pipeline
 
     pipe = build_demo_pipeline()
     adapters = Adapters(pipe, "demo model")

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from d2i_desktop.cli import main
-from d2i_desktop.core.depth import load_depth
+from d2i_desktop.core.depth.maps import load_depth
 from d2i_desktop.core.history.hashes import HashCache
 from d2i_desktop.core.history.index import History
 from d2i_desktop.core.history.record import depth_levels, read_depth_levels, read_record

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from d2i_desktop.cli import main
-from d2i_desktop.core.bench import BenchConfig, format_table, psnr, restart_in_new_process, sample_photo
+from d2i_desktop.bench import BenchConfig, format_table, psnr, restart_in_new_process, sample_photo
 
 SIZE_FIELDS = {"it_s", "s_per_image", "ran"}
 VARIANT_FIELDS = {"name", "load_s", "depth_s", "first_image_s", "peak_gpu_mb", "sizes", "compile_ready_s", "preview_pct",
@@ -87,7 +87,7 @@ def test_restart_probe_runs_in_a_fresh_process(demo_model_dir, tmp_path):
 def test_a_run_cut_short_leaves_the_variants_measured_so_far(tmp_path):
     import torch
 
-    from d2i_desktop.core.bench import run_benchmark
+    from d2i_desktop.bench import run_benchmark
 
     class TimeLimit(Exception):
         pass
@@ -108,7 +108,7 @@ def test_a_run_cut_short_leaves_the_variants_measured_so_far(tmp_path):
 
 
 def test_a_row_names_what_ran_and_never_calls_eager_steps_accelerated():
-    from d2i_desktop.core.bench import what_ran
+    from d2i_desktop.bench import what_ran
 
     assert what_ran({"eager": 3}, {"eager": 3, "CUDA graph of the eager step": 80}) == "CUDA graph of the eager step"
     assert what_ran({}, {"eager": 20}) == "eager"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from d2i_desktop.core.outputs import parse_parameters, read_parameters
+from d2i_desktop.core.files.outputs import parse_parameters, read_parameters
 
 
 def d2i(*args, cwd=None):

@@ -7,14 +7,14 @@ import pytest
 from PIL import Image
 
 from d2i_desktop.cli import main
-from d2i_desktop.core.library import Library
-from d2i_desktop.core.outputs import parse_parameters, read_parameters
+from d2i_desktop.core.extras.library import Library
+from d2i_desktop.core.files.outputs import parse_parameters, read_parameters
 from library_samples import embedding_vectors, lora_state, write_a1111_embedding, write_lora, write_pickle_payload
 
 
 @pytest.fixture(scope="module")
 def pipe():
-    from d2i_desktop.core.demo import build_demo_pipeline
+    from d2i_desktop.core.models.demo import build_demo_pipeline
 
     return build_demo_pipeline()
 

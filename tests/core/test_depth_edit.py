@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from d2i_desktop.core.depth_edit import (
+from d2i_desktop.core.depth.edit import (
     BRUSHES, RAISE_PER_DAB, Brush, Stroke, blur, falloff, invert, levels, paint_stroke, pick, replace,
 )
 from d2i_desktop.core.errors import ParamError

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from d2i_desktop.core.depth import COLORMAPS, colorize, load_depth, normalize, save_depth_png16
+from d2i_desktop.core.depth.maps import COLORMAPS, colorize, load_depth, normalize, save_depth_png16
 from d2i_desktop.core.errors import ImageError
-from d2i_desktop.core.outputs import OutputExistsError
+from d2i_desktop.core.files.outputs import OutputExistsError
 
 REC709 = np.array([0.2126, 0.7152, 0.0722])
 RAMP = np.linspace(0.0, 1.0, 256, dtype=np.float32)[None, :]

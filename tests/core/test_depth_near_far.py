@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from d2i_desktop.core.depth import load_depth, normalize, save_depth_npy, save_depth_png16
-from d2i_desktop.core.depth_edit import Brush, paint_stroke
+from d2i_desktop.core.depth.maps import load_depth, normalize, save_depth_npy, save_depth_png16
+from d2i_desktop.core.depth.edit import Brush, paint_stroke
 from d2i_desktop.core.errors import D2IError
-from d2i_desktop.core.outputs import OutputExistsError
+from d2i_desktop.core.files.outputs import OutputExistsError
 
 
 def _distances(height=48, width=64) -> np.ndarray:

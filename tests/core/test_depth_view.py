@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from d2i_desktop.core.depth_view import model_view, parallax
+from d2i_desktop.core.depth.view import model_view, parallax
 
 
 def _depth(height=96, width=128, seed=0) -> np.ndarray:

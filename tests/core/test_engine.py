@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from d2i_desktop.core.engine import Engine, StepInfo
+from d2i_desktop.core.generation.engine import Engine, StepInfo
 from d2i_desktop.core.errors import Cancelled, D2IError, ModelError, ParamError
-from d2i_desktop.core.params import SCHEDULERS, GenerationParams
+from d2i_desktop.core.generation.params import SCHEDULERS, GenerationParams
 
 
 @pytest.fixture(scope="module")

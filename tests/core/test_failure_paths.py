@@ -14,12 +14,14 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from d2i_desktop import cli
-from d2i_desktop.core import app_data, models, outputs
-from d2i_desktop.core.checkpoints import load_state_dict
-from d2i_desktop.core.depth import save_depth_npy, save_depth_png16
+from d2i_desktop.core.files import app_data
+from d2i_desktop.core.models import registry as models
+from d2i_desktop.core.files import outputs
+from d2i_desktop.core.models.checkpoints import load_state_dict
+from d2i_desktop.core.depth.maps import save_depth_npy, save_depth_png16
 from d2i_desktop.core.errors import ImageError, ModelError
-from d2i_desktop.core.library import Library
-from d2i_desktop.core.outputs import OutputError, read_parameters, save_png
+from d2i_desktop.core.extras.library import Library
+from d2i_desktop.core.files.outputs import OutputError, read_parameters, save_png
 
 
 @pytest.fixture(autouse=True)

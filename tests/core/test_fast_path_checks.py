@@ -14,11 +14,11 @@ import torch
 from diffusers.models.attention_processor import AttnProcessor2_0, FusedAttnProcessor2_0
 from PIL import Image
 
-from d2i_desktop.core import unet_accel
-from d2i_desktop.core.acceleration import PRESETS, PerformanceSettings, apply_performance, checked_unet_change
-from d2i_desktop.core.engine import Engine
-from d2i_desktop.core.params import GenerationParams
-from d2i_desktop.core.unet_accel import UNetAccelerator, check_fast_step, compare
+from d2i_desktop.core.speed import unet_accel
+from d2i_desktop.core.speed.acceleration import PRESETS, PerformanceSettings, apply_performance, checked_unet_change
+from d2i_desktop.core.generation.engine import Engine
+from d2i_desktop.core.generation.params import GenerationParams
+from d2i_desktop.core.speed.unet_accel import UNetAccelerator, check_fast_step, compare
 
 
 def step(sample, timestep, hidden, scale=1.0):

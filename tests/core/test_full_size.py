@@ -4,7 +4,7 @@ import json
 
 from accelerate import init_empty_weights
 
-from d2i_desktop.core.full_size import SD2_DEPTH_CONFIG_DIR, build_components, load_tokenizer
+from d2i_desktop.core.models.full_size import SD2_DEPTH_CONFIG_DIR, build_components, load_tokenizer
 
 
 def test_parts_have_the_parameter_counts_of_stable_diffusion_2_depth():

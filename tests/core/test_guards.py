@@ -13,10 +13,10 @@ import pytest
 import torch
 from PIL import Image
 
-from d2i_desktop.core.acceleration import PRESETS, PerformanceSettings
-from d2i_desktop.core.engine import Engine
-from d2i_desktop.core.guards import InvalidValues, OutOfMemory
-from d2i_desktop.core.params import GenerationParams
+from d2i_desktop.core.speed.acceleration import PRESETS, PerformanceSettings
+from d2i_desktop.core.generation.engine import Engine
+from d2i_desktop.core.generation.guards import InvalidValues, OutOfMemory
+from d2i_desktop.core.generation.params import GenerationParams
 
 
 @pytest.fixture(scope="module")
@@ -212,7 +212,7 @@ def test_out_of_memory_while_loading_leaves_no_model_and_a_retry_works(demo_mode
 
 
 def test_fixes_apply_to_any_settings():
-    from d2i_desktop.core.guards import LOW_VRAM_FIX
+    from d2i_desktop.core.generation.guards import LOW_VRAM_FIX
 
     mine = PerformanceSettings(device="cpu", precision="fp16", attention_slicing=True)
     low = mine.with_fix(LOW_VRAM_FIX)

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from d2i_desktop.core.app_data import take_notices
+from d2i_desktop.core.files.app_data import take_notices
 from d2i_desktop.core.history.index import SCHEMA_VERSION, History, HistoryError
 from d2i_desktop.core.history.record import RECORD_KEY
 

@@ -12,9 +12,9 @@ from d2i_desktop.core.history.hashes import HashCache
 from d2i_desktop.core.history.record import (RECORD_KEY, RecordError, depth_levels, depth_path_for, depth_sha256,
                                              levels_to_depth, read_depth_levels, read_record, save_result)
 from d2i_desktop.core.history.reproduce import reproduce
-from d2i_desktop.core.images import load_image
-from d2i_desktop.core.outputs import parse_parameters, read_parameters
-from d2i_desktop.core.params import GenerationParams
+from d2i_desktop.core.files.images import load_image
+from d2i_desktop.core.files.outputs import parse_parameters, read_parameters
+from d2i_desktop.core.generation.params import GenerationParams
 
 
 @pytest.fixture

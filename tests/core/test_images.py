@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from d2i_desktop.core.errors import ImageError
-from d2i_desktop.core.images import MIN_SIDE, LoadedImage, load_image, prepare_image, snap_size
+from d2i_desktop.core.files.images import MIN_SIDE, LoadedImage, load_image, prepare_image, snap_size
 
 
 def _pixels(loaded: LoadedImage) -> np.ndarray:

@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from d2i_desktop.core.library import EMBEDDING, LORA, AlreadyInLibrary, Library
-from d2i_desktop.core.lora_files import LibraryFileError, inspect_file, read_safetensors_header, short_hash
+from d2i_desktop.core.extras.library import EMBEDDING, LORA, AlreadyInLibrary, Library
+from d2i_desktop.core.extras.lora_files import LibraryFileError, inspect_file, read_safetensors_header, short_hash
 from library_samples import (
     embedding_vectors, lora_state, sd1_lora, sdxl_lora, write_a1111_embedding, write_diffusers_embedding, write_lora,
     write_pickle_payload,
@@ -17,7 +17,7 @@ from library_samples import (
 
 @pytest.fixture(scope="module")
 def pipe():
-    from d2i_desktop.core.demo import build_demo_pipeline
+    from d2i_desktop.core.models.demo import build_demo_pipeline
 
     return build_demo_pipeline()
 

@@ -10,10 +10,10 @@ from PIL import Image
 from safetensors import safe_open
 
 from d2i_desktop.core.errors import ParamError
-from d2i_desktop.core.library import LORA, Library
-from d2i_desktop.core.lora_files import LibraryFileError, sha256_file
-from d2i_desktop.core.lora_mix import MIX_METADATA_KEY, export_mix
-from d2i_desktop.core.params import GenerationParams
+from d2i_desktop.core.extras.library import LORA, Library
+from d2i_desktop.core.extras.lora_files import LibraryFileError, sha256_file
+from d2i_desktop.core.extras.lora_mix import MIX_METADATA_KEY, export_mix
+from d2i_desktop.core.generation.params import GenerationParams
 from library_samples import lora_state, write_lora
 
 

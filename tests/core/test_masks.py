@@ -11,9 +11,9 @@ from PIL import Image
 
 from d2i_desktop.core.errors import ImageError
 from d2i_desktop.core.history.record import mask_path_for, read_mask_levels, read_record
-from d2i_desktop.core.masks import LatentBlend, check_mask, feather, load_mask, save_mask
-from d2i_desktop.core.outputs import parse_parameters, read_parameters
-from d2i_desktop.core.params import GenerationParams
+from d2i_desktop.core.generation.masks import LatentBlend, check_mask, feather, load_mask, save_mask
+from d2i_desktop.core.files.outputs import parse_parameters, read_parameters
+from d2i_desktop.core.generation.params import GenerationParams
 
 WIDTH, HEIGHT = 96, 64
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from d2i_desktop.core import models
-from d2i_desktop.core.engine import Engine
+from d2i_desktop.core.models import registry as models
+from d2i_desktop.core.generation.engine import Engine
 from d2i_desktop.core.errors import ModelError
-from d2i_desktop.core.hf_cache import cached_snapshot, find_depth_estimator, scan_cached_models
+from d2i_desktop.core.models.hf_cache import cached_snapshot, find_depth_estimator, scan_cached_models
 
 COMMIT = "fedcba9876543210fedcba9876543210fedcba98"
 

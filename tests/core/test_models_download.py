@@ -5,10 +5,10 @@ import threading
 
 import pytest
 
-from d2i_desktop.core.downloads import DownloadProgress, RemoteFile, download_model, select_files
-from d2i_desktop.core.engine import Engine
+from d2i_desktop.core.models.downloads import DownloadProgress, RemoteFile, download_model, select_files
+from d2i_desktop.core.generation.engine import Engine
 from d2i_desktop.core.errors import Cancelled, ModelError
-from d2i_desktop.core.hf_cache import cached_snapshot, scan_cached_models
+from d2i_desktop.core.models.hf_cache import cached_snapshot, scan_cached_models
 from local_hub import COMMIT, DEMO_REPO as REPO
 
 def test_download_fills_the_cache_the_way_the_hub_library_does_and_loads_offline(hub, cache_dir):

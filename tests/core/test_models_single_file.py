@@ -10,11 +10,11 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from d2i_desktop.core import models
-from d2i_desktop.core.checkpoints import classify, load_state_dict, read_safetensors_header
-from d2i_desktop.core.engine import Engine
+from d2i_desktop.core.models import registry as models
+from d2i_desktop.core.models.checkpoints import classify, load_state_dict, read_safetensors_header
+from d2i_desktop.core.generation.engine import Engine
 from d2i_desktop.core.errors import ModelError
-from d2i_desktop.core.params import GenerationParams
+from d2i_desktop.core.generation.params import GenerationParams
 from ldm_layout import pipeline_to_ldm
 
 UNET_IN = "model.diffusion_model.input_blocks.0.0.weight"

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from d2i_desktop.core.errors import ImageError, ParamError
-from d2i_desktop.core.outputs import (
+from d2i_desktop.core.files.outputs import (
     OutputError,
     OutputExistsError,
     parse_parameters,
@@ -19,8 +19,8 @@ from d2i_desktop.core.outputs import (
     save_png,
     save_unique_png,
 )
-from d2i_desktop.core.outputs import _unquote
-from d2i_desktop.core.params import GenerationParams, parameters_text
+from d2i_desktop.core.files.outputs import _unquote
+from d2i_desktop.core.generation.params import GenerationParams, parameters_text
 
 A1111_TEXT = (
     "photo of a duck\nNegative prompt: monochrome\nSteps: 15, Sampler: UniPC, CFG scale: 5, "

@@ -5,11 +5,11 @@ import pytest
 import torch
 from PIL import Image
 
-from d2i_desktop.core import prompts
+from d2i_desktop.core.generation import prompts
 from d2i_desktop.core.errors import ParamError
-from d2i_desktop.core.library import Library
-from d2i_desktop.core.outputs import parse_parameters
-from d2i_desktop.core.params import GenerationParams
+from d2i_desktop.core.extras.library import Library
+from d2i_desktop.core.files.outputs import parse_parameters
+from d2i_desktop.core.generation.params import GenerationParams
 from library_samples import embedding_vectors, lora_state, write_a1111_embedding, write_lora
 
 

@@ -3,8 +3,8 @@
 import pytest
 
 from d2i_desktop.core.errors import ParamError
-from d2i_desktop.core.outputs import parse_parameters, read_parameters
-from d2i_desktop.core.params import GenerationParams, parameters_text, params_from_fields
+from d2i_desktop.core.files.outputs import parse_parameters, read_parameters
+from d2i_desktop.core.generation.params import GenerationParams, parameters_text, params_from_fields
 
 BASE = GenerationParams(prompt="current", steps=30, strength=0.6, scheduler="Euler")
 

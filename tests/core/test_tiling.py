@@ -8,9 +8,9 @@ import pytest
 import torch
 from PIL import Image
 
-from d2i_desktop.core.outputs import parse_parameters, read_parameters
-from d2i_desktop.core.params import GenerationParams, params_from_fields, parameters_text
-from d2i_desktop.core.tiling import seamless
+from d2i_desktop.core.files.outputs import parse_parameters, read_parameters
+from d2i_desktop.core.generation.params import GenerationParams, params_from_fields, parameters_text
+from d2i_desktop.core.generation.tiling import seamless
 
 
 @pytest.fixture(scope="module")

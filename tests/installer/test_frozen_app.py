@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from d2i_desktop.core import paths
-from d2i_desktop.core.acceleration import PRESETS, apply_performance
+from d2i_desktop.core.speed.acceleration import PRESETS, apply_performance
 
 
 @pytest.fixture

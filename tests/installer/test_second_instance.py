@@ -10,8 +10,8 @@ import textwrap
 WRITER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from d2i_desktop.core.library import Library
-    from d2i_desktop.core.models import ModelEntry, ModelRegistry
+    from d2i_desktop.core.extras.library import Library
+    from d2i_desktop.core.models.registry import ModelEntry, ModelRegistry
 
     who, count, folder = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
     registry, library = ModelRegistry(), Library()

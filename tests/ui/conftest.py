@@ -5,7 +5,7 @@ import gc
 import pytest
 from PySide6.QtCore import QSettings, QThread
 
-from d2i_desktop.core.engine import Engine
+from d2i_desktop.core.generation.engine import Engine
 from d2i_desktop.ui.main_window import MainWindow
 from d2i_desktop.ui.worker import WorkerThread
 

@@ -7,7 +7,7 @@ import sys
 
 from PySide6.QtCore import QSettings
 
-from d2i_desktop.core.app_data import take_notices
+from d2i_desktop.core.files.app_data import take_notices
 from d2i_desktop.ui.settings_file import open_settings
 
 DRIVER = """

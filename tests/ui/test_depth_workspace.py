@@ -8,8 +8,8 @@ from PySide6.QtCore import QEvent, QPointF, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication
 
-from d2i_desktop.core.depth import normalize
-from d2i_desktop.core.depth_edit import invert
+from d2i_desktop.core.depth.maps import normalize
+from d2i_desktop.core.depth.edit import invert
 from d2i_desktop.core.history.record import depth_levels, levels_to_depth
 from d2i_desktop.ui.canvas import OVERLAY_BLEND, OVERLAY_SIDE, OVERLAY_SPLIT, VIEW_INPUT
 

@@ -5,7 +5,7 @@ The failures are injected with forward hooks on the demo model's real UNet (no G
 
 import torch
 
-from d2i_desktop.core.acceleration import PRESETS
+from d2i_desktop.core.speed.acceleration import PRESETS
 from d2i_desktop.ui.settings_dialog import load_performance
 
 

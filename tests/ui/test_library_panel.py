@@ -10,8 +10,8 @@ from PIL import Image
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
-from d2i_desktop.core.library import Library
-from d2i_desktop.core.outputs import parse_parameters
+from d2i_desktop.core.extras.library import Library
+from d2i_desktop.core.files.outputs import parse_parameters
 from d2i_desktop.ui.library_panel import NAME, LibraryPanel
 from library_samples import (
     embedding_vectors, lora_state, sd1_lora, write_a1111_embedding, write_diffusers_embedding, write_lora,
@@ -20,7 +20,7 @@ from library_samples import (
 
 @pytest.fixture(scope="module")
 def pipe():
-    from d2i_desktop.core.demo import build_demo_pipeline
+    from d2i_desktop.core.models.demo import build_demo_pipeline
 
     return build_demo_pipeline()
 

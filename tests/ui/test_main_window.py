@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QApplication, QFileDialog
 
 from d2i_desktop.core.history.index import History
 from d2i_desktop.core.history.record import read_record
-from d2i_desktop.core.outputs import parse_parameters, read_parameters
+from d2i_desktop.core.files.outputs import parse_parameters, read_parameters
 from d2i_desktop.ui.canvas import VIEW_SIDE_BY_SIDE
 
 KEY_WIDGETS = ["promptEdit", "negativePromptEdit", "strengthSpin", "stepsSpin", "guidanceSpin", "seedSpin",
@@ -180,7 +180,7 @@ def test_window_repaints_while_a_job_runs(qtbot, window, photo_file):
 
 
 def test_closing_mid_job_cancels_and_exits_cleanly(qtbot, settings, demo_model_dir, photo_file):
-    from d2i_desktop.core.engine import Engine
+    from d2i_desktop.core.generation.engine import Engine
     from d2i_desktop.ui.main_window import MainWindow
     from d2i_desktop.ui.worker import WorkerThread
 
@@ -292,7 +292,7 @@ def test_canvas_zoom_and_pan(qtbot, window, photo_file):
 
 
 def test_last_parameters_come_back_in_a_new_window(qtbot, window, photo_file, settings):
-    from d2i_desktop.core.engine import Engine
+    from d2i_desktop.core.generation.engine import Engine
     from d2i_desktop.ui.main_window import MainWindow
     from d2i_desktop.ui.worker import WorkerThread
 

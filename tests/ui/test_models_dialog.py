@@ -5,8 +5,8 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel
 
-from d2i_desktop.core import models
-from d2i_desktop.core.demo import DEMO_LABEL
+from d2i_desktop.core.models import registry as models
+from d2i_desktop.core.models.demo import DEMO_LABEL
 from d2i_desktop.ui.models_dialog import ModelsDialog
 from local_hub import DEMO_REPO as REPO
 
@@ -82,7 +82,7 @@ def test_a_failed_download_shows_the_reason_in_the_notice_bar(qtbot, dialog, hub
 
 
 def test_models_in_the_hub_cache_are_offered(qtbot, dialog, hub):
-    from d2i_desktop.core.downloads import download_model
+    from d2i_desktop.core.models.downloads import download_model
 
     download_model(REPO, endpoint=hub.endpoint)
     dialog.refresh()

@@ -5,7 +5,7 @@ import threading
 
 from PySide6.QtWidgets import QDialogButtonBox
 
-from d2i_desktop.core.acceleration import PRESETS, PerformanceSettings, available_devices
+from d2i_desktop.core.speed.acceleration import PRESETS, PerformanceSettings, available_devices
 from d2i_desktop.ui.settings_dialog import PerformancePage, SettingsDialog, load_performance, save_performance
 
 

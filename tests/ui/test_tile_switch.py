@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PySide6.QtGui import QImage
 
-from d2i_desktop.core.outputs import parse_parameters, read_parameters
+from d2i_desktop.core.files.outputs import parse_parameters, read_parameters
 from d2i_desktop.ui.canvas import VIEW_RESULT, Canvas, to_qimage
 
 
@@ -27,7 +27,7 @@ def generate_and_wait(qtbot, window):
 
 
 def test_tile_switch_reaches_the_picture_and_comes_back_in_a_new_window(qtbot, window, photo_file, settings):
-    from d2i_desktop.core.engine import Engine
+    from d2i_desktop.core.generation.engine import Engine
     from d2i_desktop.ui.main_window import MainWindow
     from d2i_desktop.ui.worker import WorkerThread
 

@@ -6,12 +6,12 @@ from PySide6.QtCore import QPointF, QRect, Qt
 from PySide6.QtGui import QAction, QPalette
 from PySide6.QtWidgets import QDockWidget
 
-from d2i_desktop.core.acceleration import available_devices
+from d2i_desktop.core.speed.acceleration import available_devices
 from d2i_desktop.ui.canvas import VIEW_COMPARE, VIEW_SIDE_BY_SIDE, DepthPicture
 from d2i_desktop.ui.main_window import FRAME_ALLOWANCE, MainWindow, first_geometry
 from d2i_desktop.ui.settings_dialog import NO_CUDA_HERE, PerformancePage
 from d2i_desktop.ui.worker import WorkerThread
-from d2i_desktop.core.engine import Engine
+from d2i_desktop.core.generation.engine import Engine
 
 
 @pytest.fixture

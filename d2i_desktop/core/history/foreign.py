@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..errors import D2IError
-from ..images import open_image
-from ..params import MAX_SEED, GenerationParams, params_from_fields
+from ..files.images import open_image
+from ..generation.params import MAX_SEED, GenerationParams, params_from_fields
 from .record import read_record
 
 _XL = re.compile(r"sdxl|xl(?![a-z])", re.IGNORECASE)  # juggernautXL_v8, sd_xl_base_1.0

@@ -13,7 +13,7 @@ import secrets
 import threading
 from pathlib import Path
 
-from ..app_data import locked, read_json
+from ..files.app_data import locked, read_json
 from ..paths import data_dir
 
 _lock = threading.Lock()

@@ -16,9 +16,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Iterable
 
-from ..app_data import keep_aside
+from ..files.app_data import keep_aside
 from ..errors import D2IError
-from ..outputs import parse_parameters, read_parameters
+from ..files.outputs import parse_parameters, read_parameters
 from ..paths import data_dir
 from .record import DEPTH_SUFFIX, MASK_SUFFIX, RecordError, read_record
 

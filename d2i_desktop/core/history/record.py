@@ -20,10 +20,10 @@ import numpy as np
 from PIL import Image
 
 from ... import __version__
-from ..depth import normalize
+from ..depth.maps import normalize
 from ..errors import D2IError
-from ..images import open_image
-from ..outputs import save_png, save_unique_png
+from ..files.images import open_image
+from ..files.outputs import save_png, save_unique_png
 from .hashes import HashCache, sha256_bytes
 
 RECORD_KEY = "d2i-record"
@@ -100,7 +100,7 @@ class RunFacts:
 
     @classmethod
     def of(cls, engine, hashes: HashCache) -> RunFacts:
-        from ..engine import generator_device
+        from ..generation.engine import generator_device
 
         report = engine.performance_report
         return cls(model=model_facts(engine.info, hashes),
@@ -116,7 +116,7 @@ class RunFacts:
 
 def model_facts(info, hashes: HashCache) -> dict:
     """Name, source and the full sha256 of a loaded model's files (a folder: one digest over all its files)."""
-    from ..models import resolve_folder, source_kind
+    from ..models.registry import resolve_folder, source_kind
 
     facts = {"name": info.label, "source": info.source, "demo": info.is_demo}
     if source_kind(info.source) == "single-file":
@@ -148,8 +148,8 @@ def build_record(result, index: int, facts: RunFacts, input_path: str | Path | N
                  levels: np.ndarray, hashes: HashCache, mask_levels: np.ndarray | None = None) -> dict:
     """The record of picture `index` of a GenerationResult made from `input_image` (read from `input_path`,
     None for a pasted picture), depth `levels` and, when one was used, the repaint mask's `mask_levels`."""
-    from ..adapters import resolve_extras
-    from ..library import Library
+    from ..extras.adapters import resolve_extras
+    from ..extras.library import Library
 
     params = result.params
     extras = resolve_extras(params.prompt, params.negative_prompt, (), Library())

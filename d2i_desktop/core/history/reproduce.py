@@ -12,12 +12,12 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from ..acceleration import PerformanceSettings
+from ..speed.acceleration import PerformanceSettings
 from ..errors import D2IError
-from ..images import load_image, open_image
-from ..params import GenerationParams
+from ..files.images import load_image, open_image
+from ..generation.params import GenerationParams
 from .hashes import HashCache
-from ..masks import levels_to_mask
+from ..generation.masks import levels_to_mask
 from .record import (RecordError, RunFacts, build_record, depth_path_for, levels_to_depth, mask_path_for, read_depth_levels,
                      read_mask_levels, save_with_record)
 
@@ -69,7 +69,7 @@ class Reproduction:
 def reproduce(picture: str | Path, record: dict, out: str | Path, say: Callable[[str], None] = lambda text: None,
               engine=None) -> Reproduction:
     """Run `record` (read from `picture`) again, save the new picture as `out` (a free name) and compare."""
-    from ..engine import Engine
+    from ..generation.engine import Engine
 
     picture = Path(picture)
     recorded = record["input"]

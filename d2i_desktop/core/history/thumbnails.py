@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from ..images import open_image
+from ..files.images import open_image
 from ..paths import data_dir
 
 THUMBNAIL_SIZE = 160

@@ -125,7 +125,7 @@ def make_demo_model(folder: str | Path) -> Path:
     if folder.exists() and any(folder.iterdir()):
         if is_demo_model(folder):
             return folder
-        from .errors import ModelError
+        from ..errors import ModelError
         raise ModelError(f"{folder} is not empty.", "Choose an empty or new folder for the demo model.")
     build_demo_pipeline().save_pretrained(folder, safe_serialization=True)
     (folder / DEMO_MARKER).write_text(json.dumps({"label": DEMO_LABEL}), encoding="utf-8")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .errors import Cancelled, ModelError
+from ..errors import Cancelled, ModelError
 from .hf_cache import hf_cache_dir, repo_folder
 
 _CONFIG_PATTERNS = ("model_index.json", "*/config.json", "*/*_config.json", "tokenizer/*.txt", "tokenizer/*.json")

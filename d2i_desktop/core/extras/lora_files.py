@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
-from .checkpoints import SafetensorsDamage, load_pickle_weights, parse_safetensors
-from .errors import D2IError
+from ..models.checkpoints import SafetensorsDamage, load_pickle_weights, parse_safetensors
+from ..errors import D2IError
 
 SAFETENSORS = ".safetensors"
 PICKLE_SUFFIXES = (".pt", ".bin", ".ckpt", ".pth")

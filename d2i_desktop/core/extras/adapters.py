@@ -20,8 +20,8 @@ from typing import Sequence
 
 import torch
 
-from .errors import ParamError
-from .params import MAX_LORA_WEIGHT
+from ..errors import ParamError
+from ..generation.params import MAX_LORA_WEIGHT
 from .library import EMBEDDING, LORA, Library, LibraryItem
 from .lora_files import (
     LibraryFileError, embedding_shape, embedding_vectors, family_of_width, is_lora_key, load_weights, lora_modules,

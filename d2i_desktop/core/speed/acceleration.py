@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import D2IError, Fix
-from .paths import is_frozen
+from ..errors import D2IError, Fix
+from ..paths import is_frozen
 
 log = logging.getLogger(__name__)
 

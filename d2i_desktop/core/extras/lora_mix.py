@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import save_file
 
 from .adapters import Adapters, check_weight
-from .errors import ParamError
+from ..errors import ParamError
 from .library import LORA, AlreadyInLibrary, Library, LibraryItem
 from .lora_files import sha256_file
 

@@ -23,12 +23,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .acceleration import PRESETS, PerformanceSettings
-from .engine import Engine, pick_device, pick_dtype
-from .errors import D2IError
-from .guards import InvalidValues
-from .params import GenerationParams
-from .preview import PREVIEW_INTERVAL
+from .core.speed.acceleration import PRESETS, PerformanceSettings
+from .core.generation.engine import Engine, pick_device, pick_dtype
+from .core.errors import D2IError
+from .core.generation.guards import InvalidValues
+from .core.generation.params import GenerationParams
+from .core.generation.preview import PREVIEW_INTERVAL
 
 PROMPT = "a lighthouse on a rocky coast at dusk, oil painting"
 SEED = 1234
@@ -119,10 +119,10 @@ def psnr(a: Image.Image, b: Image.Image) -> float:
 def save_model(config: BenchConfig, folder: Path) -> str:
     """Build the random-weight pipeline once and save it; returns what it is, in words."""
     if config.quick:
-        from .demo import DEMO_LABEL, make_demo_model
+        from .core.models.demo import DEMO_LABEL, make_demo_model
         make_demo_model(folder)
         return DEMO_LABEL
-    from .full_size import FULL_SIZE_LABEL, build_full_size_pipeline
+    from .core.models.full_size import FULL_SIZE_LABEL, build_full_size_pipeline
     pipe = build_full_size_pipeline(config.dtype, config.device)
     pipe.save_pretrained(folder, safe_serialization=True)
     del pipe
@@ -341,7 +341,7 @@ def restart_in_new_process(config: BenchConfig, folder: Path, preset: str, depth
 
     depth_file = folder.parent / "restart-depth.npy"
     np.save(depth_file, depth)
-    code = ("import json, sys; from d2i_desktop.core.bench import restart_probe; a = sys.argv[1:]; "
+    code = ("import json, sys; from d2i_desktop.bench import restart_probe; a = sys.argv[1:]; "
             "print(json.dumps(restart_probe(a[0], a[1], int(a[2]), int(a[3]), *a[4:])))")
     arguments = [str(folder), preset, str(config.sizes[0]), str(config.steps), str(depth_file), config.device,
                  _precision(config.dtype)]
@@ -525,7 +525,7 @@ def write_json(report: dict, path: Path) -> Path:
     return path
 
 
-if __name__ == "__main__":  # python -m d2i_desktop.core.bench bench.json: the table of a (possibly cut) run's JSON
+if __name__ == "__main__":  # python -m d2i_desktop.bench bench.json: the table of a (possibly cut) run's JSON
     import sys
 
     print(format_table(json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))))

@@ -21,12 +21,12 @@ from pathlib import Path
 
 from PIL import Image
 
-from .app_data import locked, read_json, sweep_stale_temporaries
-from .errors import D2IError
+from ..files.app_data import locked, read_json, sweep_stale_temporaries
+from ..errors import D2IError
 from .lora_files import (
     EMBEDDING, LORA, WEIGHT_SUFFIXES, FileFacts, LibraryFileError, inspect_file, sha256_file, short_hash,
 )
-from .paths import data_dir
+from ..paths import data_dir
 
 PREVIEW_SUFFIXES = (".preview.png", ".preview.jpg", ".preview.jpeg", ".preview.webp", ".png", ".jpg", ".jpeg", ".webp")
 TEXT_SIDECARS = (".civitai.info", ".json", ".txt")

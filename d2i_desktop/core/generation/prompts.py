@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import ParamError
+from ..errors import ParamError
 
 MAX_WEIGHT = 10.0
 ROUND = 1.1

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .errors import ImageError
-from .images import open_image, upright
-from .outputs import save_png
+from ..errors import ImageError
+from ..files.images import open_image, upright
+from ..files.outputs import save_png
 
 LATENT_SCALE = 8  # pixels per latent cell
 

@@ -13,7 +13,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import ndimage
 
-from .errors import ParamError
+from ..errors import ParamError
 
 BRUSHES = ("raise", "lower", "flatten", "smooth")
 RAISE_PER_DAB = 0.08  # of the map's depth range, at full strength and full weight

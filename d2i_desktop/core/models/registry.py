@@ -16,13 +16,13 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from .app_data import locked, read_json, sweep_stale_temporaries
+from ..files.app_data import locked, read_json, sweep_stale_temporaries
 from .checkpoints import CHECKPOINT_SUFFIXES, build_parts_from_checkpoint, load_state_dict, require_sd2_depth, tensor_shapes
 from .demo import is_demo_model
-from .errors import ModelError
+from ..errors import ModelError
 from .full_size import SD2_DEPTH_CONFIG_DIR
 from .hf_cache import cached_snapshot, find_depth_estimator, is_dpt_folder
-from .paths import data_dir
+from ..paths import data_dir
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from .app_data import sweep_stale_temporaries
-from .errors import D2IError, ParamError
+from ..errors import D2IError, ParamError
 from .images import open_image
 
 _EXIF_IFD = 0x8769

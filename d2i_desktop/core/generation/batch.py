@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .errors import D2IError
-from .history.hashes import HashCache
-from .history.record import DEPTH_SUFFIX, depth_levels, levels_to_depth, read_record, save_result
-from .images import LoadedImage, load_image
+from ..errors import D2IError
+from ..history.hashes import HashCache
+from ..history.record import DEPTH_SUFFIX, depth_levels, levels_to_depth, read_record, save_result
+from ..files.images import LoadedImage, load_image
 from .params import GenerationParams
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
@@ -64,7 +64,7 @@ def repaint(engine, params: GenerationParams, image_path: Path, loaded: LoadedIm
             mask_levels=None) -> Repainted:
     """Repaint one image file (depth from `depth_path`, else estimated; only where the 8-bit `mask_levels` say, when
     given) and save every picture with its record near `target` (`target`, then `STEM-1.png`, ...)."""
-    from .depth import load_depth
+    from ..depth.maps import load_depth
     from .masks import levels_to_mask
 
     notes = list(loaded.notes)

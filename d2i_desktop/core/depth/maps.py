@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .errors import ImageError
-from .images import open_image, upright
-from .outputs import OutputError, OutputExistsError, save_new_file, save_png
+from ..errors import ImageError
+from ..files.images import open_image, upright
+from ..files.outputs import OutputError, OutputExistsError, save_new_file, save_png
 
 COLORMAPS = ("grey", "viridis", "magma", "turbo")
 _LUMA = np.array([0.2126, 0.7152, 0.0722])  # Rec. 709, the sRGB primaries

@@ -7,7 +7,7 @@ import traceback
 
 import torch
 
-from .errors import D2IError, Fix
+from ..errors import D2IError, Fix
 
 log = logging.getLogger(__name__)
 

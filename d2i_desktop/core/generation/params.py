@@ -8,7 +8,7 @@ import math
 import secrets
 from dataclasses import dataclass
 
-from .errors import ParamError
+from ..errors import ParamError
 
 # Display name -> (diffusers scheduler class, config overrides). Names follow
 # AUTOMATIC1111 so the metadata's `Sampler:` field reads the same in other tools.

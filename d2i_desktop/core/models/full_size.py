@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SD2_DEPTH_CONFIG_DIR = Path(__file__).resolve().parents[1] / "resources" / "sd2_depth"
+SD2_DEPTH_CONFIG_DIR = Path(__file__).resolve().parents[2] / "resources" / "sd2_depth"
 FULL_SIZE_LABEL = "full-size SD2-depth (random weights)"
 
 

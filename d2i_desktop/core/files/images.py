@@ -12,7 +12,7 @@ from typing import Iterator
 import numpy as np
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
-from .errors import ImageError
+from ..errors import ImageError
 
 MIN_SIDE = 64
 DEFAULT_MAX_SIDE = 1024

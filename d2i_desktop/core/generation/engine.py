@@ -16,16 +16,16 @@ import torch
 from PIL import Image
 
 from . import prompts
-from .acceleration import PerformanceReport, PerformanceSettings, adapter_signature, apply_performance
-from .demo import DEMO_LABEL
-from .errors import Cancelled, D2IError, Fix, ModelError
+from ..speed.acceleration import PerformanceReport, PerformanceSettings, adapter_signature, apply_performance
+from ..models.demo import DEMO_LABEL
+from ..errors import Cancelled, D2IError, Fix, ModelError
 from .guards import InvalidValues, all_finite, free_memory, out_of_memory_guard
 from .masks import LatentBlend, check_mask, composite
 from .params import SCHEDULERS, GenerationParams, parameters_text
-from .paths import data_dir
+from ..paths import data_dir
 from .preview import latents_to_rgb
 from .tiling import seamless
-from .unet_accel import UNetAccelerator
+from ..speed.unet_accel import UNetAccelerator
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ class Engine:
         """Load a diffusers folder, hub id (from the cache) or single checkpoint file; the previous model is released first."""
         from diffusers.utils import logging as diffusers_logging
 
-        from . import models
+        from ..models import registry as models
 
         diffusers_logging.disable_progress_bar()
         source = str(source)
@@ -359,7 +359,7 @@ class Engine:
 
     def adapters(self):
         """The LoRAs and embeddings applied to the loaded pipeline (core.adapters.Adapters)."""
-        from .adapters import Adapters
+        from ..extras.adapters import Adapters
 
         if self._adapters is None:
             self._adapters = Adapters(self._require_pipe(), self.info.label)
@@ -367,8 +367,8 @@ class Engine:
 
     def _apply_extras(self, params: GenerationParams):
         """Activate the LoRAs and embeddings `params` asks for (all or nothing); returns core.adapters.Extras."""
-        from .adapters import resolve_extras
-        from .library import Library
+        from ..extras.adapters import resolve_extras
+        from ..extras.library import Library
 
         self.adapters()
         extras = resolve_extras(params.prompt, params.negative_prompt, params.loras, Library())

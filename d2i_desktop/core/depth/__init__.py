@@ -1,0 +1,1 @@
+"""Depth maps: files in and out, editing with undo, and the views that colour them."""

@@ -1,0 +1,1 @@
+"""Models: the user's model list, loading checks, single checkpoints, downloads, the HF cache, the demo model."""

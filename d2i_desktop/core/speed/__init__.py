@@ -1,0 +1,1 @@
+"""Speed and memory: performance settings and the accelerated UNet step."""
