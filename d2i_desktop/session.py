@@ -202,6 +202,7 @@ class Session(QObject):
         self.image_path: str | None = None  # the file it was read from; None when pasted
         self.image_key = ""
         self.depth = DepthDocument(self)
+        self.mask: np.ndarray | None = None  # the region to repaint: float32 (H, W), 1 = repaint; None: all of it
         self.result: GenerationResult | None = None
         self.result_index = 0
         self.result_paths: list[Path] = []  # where the result's pictures were written, once they are
@@ -217,6 +218,7 @@ class Session(QObject):
         self.image_path = str(path) if path else None
         self.result, self.result_index, self.result_paths = None, 0, []
         self.depth.clear()
+        self.mask = None
         self.sig_image_changed.emit()
 
     def set_result(self, result: GenerationResult) -> None:

@@ -1,6 +1,7 @@
 """The canvas: the input picture, its depth map and the result, with zoom, pan and depth painting.
 
-Mouse: with the brush, left-drag paints, Alt+click picks a depth; middle-drag or Space+drag pans
+Mouse: with the brush, left-drag paints, Alt+click picks a depth; with the mask tool, left-drag
+paints the repaint mask (shown as a red wash); middle-drag or Space+drag pans
 (with the hand tool, left-drag pans too). The wheel zooms, a double click fits. In the Compare view
 the input shows left of a split line and the result right of it; drag the line to compare. The tiled
 preview draws the result 2x2 in its panel, so a seamless tile's seams can be checked.
@@ -23,7 +24,8 @@ VIEW_INPUT, VIEW_RESULT, VIEW_SIDE_BY_SIDE, VIEW_COMPARE = "Input", "Result", "S
 VIEW_MODES = (VIEW_INPUT, VIEW_RESULT, VIEW_SIDE_BY_SIDE, VIEW_COMPARE)
 OVERLAY_BLEND, OVERLAY_SIDE, OVERLAY_SPLIT = "Blended", "Side by side", "Split"
 OVERLAY_MODES = (OVERLAY_BLEND, OVERLAY_SIDE, OVERLAY_SPLIT)
-TOOL_PAN, TOOL_BRUSH, TOOL_PICK = "pan", "brush", "pick"
+TOOL_PAN, TOOL_BRUSH, TOOL_PICK, TOOL_MASK = "pan", "brush", "pick", "mask"
+MASK_TINT = (255, 60, 60)  # the repaint mask shows as a red wash over the input
 GAP = 16  # pixels between pictures side by side, in image units
 SPLIT_GRAB = 8  # how close (widget pixels) to the split line a press grabs it
 
@@ -75,6 +77,12 @@ class Canvas(QWidget):
     """The brush was lifted."""
     sig_depth_picked = Signal(QPointF)
     """The user picked the depth at a point (depth-map pixels)."""
+    sig_mask_pressed = Signal(QPointF)
+    """With the mask tool, the left button went down; carries the point in image pixels."""
+    sig_mask_dragged = Signal(QPointF)
+    """With the mask tool, the mouse moved while pressed; carries the point in image pixels."""
+    sig_mask_released = Signal()
+    """With the mask tool, the left button came up."""
     sig_view_mode_changed = Signal(str)
     """The canvas shows another view (one of VIEW_MODES), chosen by the user or by a new picture."""
 
@@ -92,6 +100,8 @@ class Canvas(QWidget):
         self.depth_picture: DepthPicture | None = None
         self.model_image: QImage | None = None
         self.result_image: QImage | None = None
+        self.mask_image: QImage | None = None  # the repaint mask's tint over the input
+        self.mask_rect: QRectF | None = None  # a rectangle being dragged out, in image pixels
         self.result_is_preview = False
         self.overlay_visible = True
         self.overlay_opacity = 0.5
@@ -169,6 +179,23 @@ class Canvas(QWidget):
             return
         seen = model_view(self.depth_picture.depth)
         self.model_image = to_qimage(depth_maps.colorize((seen + 1) / 2, self.depth_picture.cmap))
+
+    def set_mask(self, mask: np.ndarray | None) -> None:
+        """Show a repaint mask (float32 (H, W), 1 = repaint) as a tint over the input; None hides it."""
+        if mask is None:
+            self.mask_image = None
+        else:
+            rgba = np.empty((*mask.shape, 4), dtype=np.uint8)
+            rgba[..., :3] = MASK_TINT
+            rgba[..., 3] = np.round(np.clip(mask, 0, 1) * 140).astype(np.uint8)
+            height, width = mask.shape
+            self.mask_image = QImage(rgba.data, width, height, 4 * width, QImage.Format.Format_RGBA8888).copy()
+        self.update()
+
+    def set_mask_rect(self, rect: QRectF | None) -> None:
+        """Outline a rectangle being dragged out (image pixels), or none."""
+        self.mask_rect = rect
+        self.update()
 
     def set_result(self, image: QImage | None, preview: bool = False) -> None:
         """Show a result (or a per-step preview, scaled up to the input's size)."""
@@ -344,6 +371,14 @@ class Canvas(QWidget):
 
     def _draw_input(self, painter: QPainter, target: QRectF) -> None:
         painter.drawImage(target, self.input_image)
+        self._draw_depth_overlay(painter, target)
+        if self.mask_image is not None:
+            painter.drawImage(target, self.mask_image)
+        if self.mask_rect is not None:
+            painter.setPen(QPen(QColor(*MASK_TINT), 0, Qt.PenStyle.DashLine))
+            painter.drawRect(self.mask_rect.translated(target.topLeft()))
+
+    def _draw_depth_overlay(self, painter: QPainter, target: QRectF) -> None:
         if self._shown_depth() is None:
             return
         if self.overlay_mode == OVERLAY_BLEND:
@@ -409,7 +444,8 @@ class Canvas(QWidget):
         painter.drawText(labels, Qt.AlignmentFlag.AlignRight, "near")
 
     def _draw_brush_outline(self, painter: QPainter) -> None:
-        if self.tool != TOOL_BRUSH or self._hover is None or self.depth_picture is None:
+        painting = self.depth_picture is not None if self.tool == TOOL_BRUSH else self.tool == TOOL_MASK
+        if not painting or self._hover is None:
             return
         radius = self.brush_size / 2 * self.zoom
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
@@ -444,6 +480,9 @@ class Canvas(QWidget):
             return
         elif split_x is not None and abs(position.x() - split_x) <= SPLIT_GRAB:
             self._dragging_split = True
+        elif self.tool == TOOL_MASK and (mapped := self._map_point(position)) is not None:
+            self._stroke_panel_x = mapped[1]
+            self.sig_mask_pressed.emit(mapped[0])
         elif self.depth_picture is not None and (mapped := self._map_point(position)) is not None:
             point, panel_x = mapped
             if self.tool == TOOL_PICK or alt:
@@ -464,8 +503,9 @@ class Canvas(QWidget):
             self.split = min(max(self.to_scene(position).x() - panel_x, 0) / self.input_image.width(), 1.0)
             self.update()
         elif self._stroke_panel_x is not None:
-            self.sig_stroke_moved.emit(self._map_point(position, self._stroke_panel_x)[0])
-        if self.tool == TOOL_BRUSH:
+            point = self._map_point(position, self._stroke_panel_x)[0]
+            (self.sig_mask_dragged if self.tool == TOOL_MASK else self.sig_stroke_moved).emit(point)
+        if self.tool in (TOOL_BRUSH, TOOL_MASK):
             old, self._hover = self._hover, position
             radius = int(self.brush_size / 2 * self.zoom) + 4
             for centre in (old, position):
@@ -475,7 +515,7 @@ class Canvas(QWidget):
     def mouseReleaseEvent(self, _event):
         if self._stroke_panel_x is not None:
             self._stroke_panel_x = None
-            self.sig_stroke_finished.emit()
+            (self.sig_mask_released if self.tool == TOOL_MASK else self.sig_stroke_finished).emit()
         self._drag_from = None
         self._dragging_split = False
         self._update_cursor()

@@ -33,6 +33,7 @@ from .depth_tools import DepthToolsPanel
 from .gallery_panel import GalleryPanel
 from .library_panel import LibraryPanel
 from .notice_bar import NoticeBar
+from .mask_panel import MaskPanel
 from .params_panel import ParamsPanel
 from .queue_panel import QueuePanel
 from .settings_dialog import SettingsDialog, load_performance, save_performance
@@ -109,7 +110,7 @@ class ShortcutSheet(QDialog):
 class MainWindow(QMainWindow):
     sig_request_model = Signal(int, str, bool)
     sig_request_depth = Signal(int, str, object)
-    sig_request_generate = Signal(int, object, object, object, object)
+    sig_request_generate = Signal(int, object, object, object, object, object)
     sig_request_performance = Signal(int, object)
     sig_request_mix = Signal(int, object, str)
 
@@ -208,6 +209,8 @@ class MainWindow(QMainWindow):
         self.depth_panel.sig_save.connect(self.save_depth_dialog)
         self.depth_tools = DepthToolsPanel(self.session.depth, self.canvas)
         self.depth_tools.sig_failed.connect(self.notice.show_message)
+        self.mask_panel = MaskPanel(self.session, self.canvas)
+        self.mask_panel.sig_message.connect(self.notice.show_message)
         self.library_panel = LibraryPanel()
         self.library_panel.sig_insert_text.connect(self.insert_in_prompt)
         self.library_panel.sig_message.connect(self.notice.show_message)
@@ -238,11 +241,12 @@ class MainWindow(QMainWindow):
         self.generate_dock = dock("Generate", "generateDock", self.generate_panel, right)
         self.depth_dock = dock("Depth", "depthDock", self.depth_panel, right)
         self.depth_tools_dock = dock("Depth tools", "depthToolsDock", self.depth_tools, right)
+        self.mask_dock = dock("Mask", "maskDock", self.mask_panel, right)
         self.library_dock = dock("LoRAs and embeddings", "libraryDock", self.library_panel, right)
         self.queue_dock = dock("Queue", "queueDock", self.queue_panel, right)
         self.gallery_dock = dock("Gallery", "galleryDock", self.gallery_panel, right)
-        self.docks = [self.generate_dock, self.depth_dock, self.depth_tools_dock, self.library_dock, self.queue_dock,
-                      self.gallery_dock]
+        self.docks = [self.generate_dock, self.depth_dock, self.depth_tools_dock, self.mask_dock, self.library_dock,
+                      self.queue_dock, self.gallery_dock]
 
     def _build_actions(self) -> None:
         """Every menu, its actions, their keys and icons: the one place they are declared."""
@@ -422,7 +426,8 @@ class MainWindow(QMainWindow):
         self.addDockWidget(tools_area, self.library_dock)
         if not two_columns:
             self.tabifyDockWidget(self.generate_dock, self.depth_tools_dock)
-        self.tabifyDockWidget(self.depth_tools_dock, self.library_dock)
+        self.tabifyDockWidget(self.depth_tools_dock, self.mask_dock)
+        self.tabifyDockWidget(self.mask_dock, self.library_dock)
         (self.depth_tools_dock if two_columns else self.generate_dock).raise_()
         self.depth_dock.raise_()
         columns = [self.depth_tools_dock, self.generate_dock] if two_columns else [self.generate_dock]
@@ -747,7 +752,8 @@ class MainWindow(QMainWindow):
         self.settings.setValue("params/last", params.to_json())
         # A copy: the worker must not see strokes painted after Generate.
         depth = None if self.depth is None else self.depth.copy()
-        rest = (self.session.image.image, depth, Output(self.output_dir(), self.session.image_path))
+        rest = (self.session.image.image, depth, Output(self.output_dir(), self.session.image_path),
+                self.mask_panel.levels())
         count = self.params_panel.batch.value()
         first = params.seed if count == 1 else params.resolved_seed()
         for index in range(count):

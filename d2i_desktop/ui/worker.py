@@ -24,6 +24,7 @@ from ..core.errors import Cancelled, D2IError
 from ..core.history.index import History
 from ..core.history.record import depth_levels, levels_to_depth, save_result
 from ..core.extras.lora_mix import export_mix
+from ..core.generation.masks import levels_to_mask
 from ..core.files.outputs import next_number
 from ..core.generation.params import GenerationParams
 from ..core.generation.preview import PREVIEW_INTERVAL
@@ -90,19 +91,20 @@ class Worker(QObject):
             self.sig_depth_ready.emit(key, depth)
         self._run(job_id, "Estimating depth…", job)
 
-    @Slot(int, object, object, object, object)
+    @Slot(int, object, object, object, object, object)
     def generate(self, job_id: int, params: GenerationParams, image: Image.Image, depth: np.ndarray | None,
-                 output: Output) -> None:
+                 output: Output, mask: np.ndarray | None) -> None:
+        """`mask`: the 8-bit levels of the region to repaint (kept beside the pictures), None for all of it."""
         def job():
             # Generation uses exactly the 16-bit map kept beside the pictures, as `d2i generate` does.
             levels = depth_levels(self.engine.estimate_depth(image, self.cancel_event) if depth is None else depth)
             result: GenerationResult = self.engine.generate(
                 params, image, levels_to_depth(levels), on_step=self.sig_step.emit, cancel=self.cancel_event,
-                preview_interval=PREVIEW_INTERVAL)
+                preview_interval=PREVIEW_INTERVAL, mask=None if mask is None else levels_to_mask(mask))
             self.sig_result.emit(result)
             first = next_number(output.folder)
             targets = [output.folder / f"{first + index:05d}-{seed}.png" for index, seed in enumerate(result.seeds)]
-            saved = save_result(self.engine, result, output.input_path, image, levels, targets)
+            saved = save_result(self.engine, result, output.input_path, image, levels, targets, mask_levels=mask)
             try:
                 history = History()
                 try:
