@@ -1,4 +1,5 @@
-"""The gallery: every indexed picture as a thumbnail, searchable by prompt words, with favourites.
+"""The gallery: every indexed picture as a thumbnail, searchable by prompt words, filtered by model, LoRA, date and
+favourites; each can be used again, reproduced, opened, deleted or dragged out.
 
 Thumbnails are made in a thread pool (PIL, then a QImage; never a QPixmap off the GUI thread) and cached on
 disk by core.history.thumbnails and in memory here.
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
+from datetime import datetime
 from pathlib import Path
 
 from PySide6.QtCore import QMimeData, QObject, QRunnable, QSize, Qt, QThreadPool, QUrl, Signal
@@ -28,6 +31,8 @@ log = logging.getLogger(__name__)
 ENTRY_ID = Qt.ItemDataRole.UserRole
 PATH = Qt.ItemDataRole.UserRole + 1
 ALL_MODELS = "All models"
+ALL_LORAS = "All LoRAs"
+PERIODS = {"Any time": None, "Today": 0, "Last 7 days": 7, "Last 30 days": 30}  # days back; 0: since midnight
 PAGE = 500  # the newest pictures matching the search
 
 
@@ -64,6 +69,8 @@ class GalleryPanel(QWidget):
     """Put this picture's settings, input image, depth map and LoRAs into the window; carries its path."""
     sig_message = Signal(str, str, str)
     """A message for the notice bar: text, hint, level."""
+    sig_reproduce = Signal(str)
+    """Make this picture again from its record and compare; carries its path."""
 
     def __init__(self, folders, parent=None):
         super().__init__(parent)
@@ -82,6 +89,11 @@ class GalleryPanel(QWidget):
         self.favourites_only.toggled.connect(lambda _on: self.refresh())
         self.model = QComboBox(objectName="galleryModel")
         self.model.currentIndexChanged.connect(lambda _index: self.refresh())
+        self.lora = QComboBox(objectName="galleryLora", toolTip="Show only pictures made with this LoRA")
+        self.lora.currentIndexChanged.connect(lambda _index: self.refresh())
+        self.period = QComboBox(objectName="galleryPeriod", toolTip="Show only pictures made in this time")
+        self.period.addItems(list(PERIODS))
+        self.period.currentIndexChanged.connect(lambda _index: self.refresh())
         self.list = GalleryList(objectName="galleryList", viewMode=QListWidget.ViewMode.IconMode,
                                 resizeMode=QListWidget.ResizeMode.Adjust, movement=QListWidget.Movement.Static,
                                 uniformItemSizes=True, wordWrap=True)
@@ -92,7 +104,7 @@ class GalleryPanel(QWidget):
         self.list.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
         self.list.itemSelectionChanged.connect(self._update_buttons)
         self.list.itemDoubleClicked.connect(lambda item: self.sig_use.emit(self._path(item)))
-        self.use_button = self._button("Use these settings", "useSettingsButton",
+        self.use_button = self._button("Use settings", "useSettingsButton",
                                        "Its settings, input image, depth map and LoRAs back into the window",
                                        lambda: self._with_current(self.sig_use.emit))
         self.open_button = self._button("Open", "openPictureButton", "Open it in the system's viewer",
@@ -102,20 +114,27 @@ class GalleryPanel(QWidget):
                                              self.toggle_favourite)
         self.delete_button = self._button("Delete", "deletePictureButton", "Move to the trash, with its depth map",
                                           self.delete_selected)
+        self.reproduce_button = self._button("Reproduce", "reproducePictureButton",
+                                             "Make it again from its record and say whether it comes out identical",
+                                             lambda: self._with_current(self.sig_reproduce.emit))
 
         self.favourites_only.setToolTip("Show only favourites")
-        self.model.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.model.setMinimumContentsLength(8)
+        for combo in (self.model, self.lora, self.period):
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(4)
+        search = QHBoxLayout()
+        search.addWidget(self.search, 1)
+        search.addWidget(self.favourites_only)
         filters = QHBoxLayout()
-        filters.addWidget(self.search, 2)
-        filters.addWidget(self.favourites_only)
-        filters.addWidget(self.model, 1)
+        for combo in (self.model, self.lora, self.period):
+            filters.addWidget(combo, 1)
         buttons = QHBoxLayout()
         buttons.addWidget(self.use_button, 2)
-        for button in (self.open_button, self.favourite_button, self.delete_button):
+        for button in (self.reproduce_button, self.open_button, self.favourite_button, self.delete_button):
             buttons.addWidget(button, 1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
+        layout.addLayout(search)
         layout.addLayout(filters)
         layout.addWidget(self.list, 1)
         layout.addLayout(buttons)
@@ -158,13 +177,16 @@ class GalleryPanel(QWidget):
             return
         selected = set(self.selected_ids())
         model = self.model.currentText() if self.model.currentIndex() > 0 else None
+        lora = self.lora.currentText() if self.lora.currentIndex() > 0 else None
         try:
-            found = history.search(self.search.text(), model=model, favourite=self.favourites_only.isChecked(), limit=PAGE)
-            models = history.models()
+            found = history.search(self.search.text(), model=model, lora=lora, favourite=self.favourites_only.isChecked(),
+                                   since=self._since(), limit=PAGE)
+            models, loras = history.models(), history.loras()
         except sqlite3.Error as exc:
             self.sig_message.emit(f"The history index cannot be read: {exc}.", "", "error")
             return
-        self._set_models(models)
+        self._set_choices(self.model, ALL_MODELS, models)
+        self._set_choices(self.lora, ALL_LORAS, loras)
         self.entries = {entry.id: entry for entry in found}
         self.list.blockSignals(True)
         self.list.clear()
@@ -183,15 +205,25 @@ class GalleryPanel(QWidget):
     def _label(entry: Entry) -> str:
         return ("★ " if entry.favourite else "") + (str(entry.seed) if entry.seed is not None else Path(entry.path).stem)
 
-    def _set_models(self, models: list[str]) -> None:
-        current = self.model.currentText()
-        wanted = [ALL_MODELS, *models]
-        if [self.model.itemText(index) for index in range(self.model.count())] != wanted:
-            self.model.blockSignals(True)
-            self.model.clear()
-            self.model.addItems(wanted)
-            self.model.setCurrentText(current if current in wanted else ALL_MODELS)
-            self.model.blockSignals(False)
+    @staticmethod
+    def _set_choices(combo: QComboBox, everything: str, names: list[str]) -> None:
+        current = combo.currentText()
+        wanted = [everything, *names]
+        if [combo.itemText(index) for index in range(combo.count())] != wanted:
+            combo.blockSignals(True)
+            combo.clear()
+            combo.addItems(wanted)
+            combo.setCurrentText(current if current in wanted else everything)
+            combo.blockSignals(False)
+
+    def _since(self) -> float | None:
+        """The start of the chosen period, in seconds since the epoch; None for any time."""
+        days = PERIODS[self.period.currentText()]
+        if days is None:
+            return None
+        if days == 0:
+            return datetime.now().replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+        return time.time() - days * 86400
 
     def _thumbnail_ready(self, path: str, image: QImage) -> None:
         self.icons[path] = QIcon(QPixmap.fromImage(image))
@@ -252,7 +284,7 @@ class GalleryPanel(QWidget):
 
     def _update_buttons(self) -> None:
         count = len(self.list.selectedItems())
-        for button in (self.use_button, self.open_button):
+        for button in (self.use_button, self.open_button, self.reproduce_button):
             button.setEnabled(count == 1)
         for button in (self.favourite_button, self.delete_button):
             button.setEnabled(count > 0)

@@ -113,6 +113,7 @@ class MainWindow(QMainWindow):
     sig_request_generate = Signal(int, object, object, object, object, object)
     sig_request_performance = Signal(int, object)
     sig_request_mix = Signal(int, object, str)
+    sig_request_reproduce = Signal(int, str, str)
 
     def __init__(self, worker_thread: WorkerThread, settings: QSettings):
         super().__init__()
@@ -223,6 +224,7 @@ class MainWindow(QMainWindow):
         self.gallery_panel = GalleryPanel(lambda: [self.output_dir()])
         self.gallery_panel.sig_use.connect(self.use_picture)
         self.gallery_panel.sig_message.connect(self.notice.show_message)
+        self.gallery_panel.sig_reproduce.connect(self.reproduce_picture)
 
         self.model_label = QLabel(objectName="modelLabel")
         self.statusBar().addPermanentWidget(self.model_label)
@@ -372,6 +374,8 @@ class MainWindow(QMainWindow):
         self.sig_request_generate.connect(worker.generate)
         self.sig_request_performance.connect(worker.apply_performance)
         self.sig_request_mix.connect(worker.export_mix)
+        self.sig_request_reproduce.connect(worker.reproduce)
+        worker.sig_reproduced.connect(self._on_reproduced)
         worker.sig_mix_exported.connect(self.library_panel.mix_exported)
         worker.sig_job_started.connect(self.session.job_started)
         worker.sig_job_ended.connect(self.session.job_ended)
@@ -789,6 +793,14 @@ class MainWindow(QMainWindow):
     def export_mix(self, sources: tuple, path: str) -> None:
         """Have the worker save `sources` (LoRA name, weight) as one LoRA file at `path`."""
         self.sig_request_mix.emit(self.session.add_job("Exporting LoRA mix…").id, sources, path)
+
+    def reproduce_picture(self, path: str) -> None:
+        """Have the worker make a gallery picture again from its record, into the output folder's `reproduced`."""
+        out = self.output_dir() / "reproduced" / Path(path).name
+        self.sig_request_reproduce.emit(self.session.add_job(f"Reproducing {Path(path).name}…").id, str(path), str(out))
+
+    def _on_reproduced(self, path: str, outcome) -> None:
+        self.notice.show_message(f"{Path(path).name}: {outcome.line()}", level="info" if outcome.identical else "warning")
 
     def insert_in_prompt(self, text: str) -> None:
         """Insert `text` (an embedding's token, trigger words) at the prompt's cursor, spaced from its neighbours."""

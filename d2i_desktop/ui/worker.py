@@ -22,7 +22,8 @@ from ..core.models.demo import make_demo_model
 from ..core.generation.engine import Engine, GenerationResult, ModelInfo, StepInfo
 from ..core.errors import Cancelled, D2IError
 from ..core.history.index import History
-from ..core.history.record import depth_levels, levels_to_depth, save_result
+from ..core.history.record import depth_levels, levels_to_depth, read_record, save_result
+from ..core.history.reproduce import reproduce
 from ..core.extras.lora_mix import export_mix
 from ..core.generation.masks import levels_to_mask
 from ..core.files.outputs import next_number
@@ -69,6 +70,8 @@ class Worker(QObject):
     """Performance settings were applied; carries the PerformanceReport (None while no model is loaded)."""
     sig_mix_exported = Signal(object)
     """A LoRA mix was written; carries its core.library.LibraryItem."""
+    sig_reproduced = Signal(str, object)
+    """A recorded picture was made again; carries its path and the core.history.reproduce.Reproduction."""
 
     def __init__(self, engine: Engine):
         super().__init__()
@@ -131,6 +134,19 @@ class Worker(QObject):
         def job():
             self.sig_mix_exported.emit(export_mix(self.engine.adapters(), sources, Path(out)))
         self._run(job_id, "Exporting LoRA mix…", job)
+
+    @Slot(int, str, str)
+    def reproduce(self, job_id: int, picture: str, out: str) -> None:
+        """Make `picture` again from its record into `out`: with this engine when it holds the recorded model,
+        else with an engine set up as recorded."""
+        def job():
+            record = read_record(picture)
+            if record is None:
+                raise D2IError(f"{Path(picture).name} was not made by this app, so it has no record to run again.",
+                               "Use settings in the gallery takes over the settings it carries.")
+            same_model = self.engine.info is not None and self.engine.info.source == record["model"]["source"]
+            self.sig_reproduced.emit(picture, reproduce(picture, record, out, engine=self.engine if same_model else None))
+        self._run(job_id, "Reproducing…", job)
 
     def _run(self, job_id: int, what: str, job) -> None:
         self.cancel_event.clear()

@@ -2,14 +2,19 @@
 
 import os
 import shutil
+import threading
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import send2trash.plat_other
+from PIL import Image
 from PySide6.QtCore import Qt
 
-from d2i_desktop.core.history.index import History
+from d2i_desktop.core.history.index import History, picture_facts
 from d2i_desktop.core.history.record import depth_path_for, levels_to_depth, read_depth_levels
+from d2i_desktop.ui import worker as worker_module
 
 
 @pytest.fixture
@@ -126,3 +131,69 @@ def test_use_settings_from_a_fooocus_picture(window, third_party_samples):
     assert window.use_settings_from(third_party_samples / "sdparsers_fooocus1_cropped.png")
     assert "Fooocus" in window.notice.message() and window.notice.level == "info"
     assert window.params_panel.params().prompt
+
+
+def reproduce(qtbot, window, path):
+    gallery = window.gallery_panel
+    gallery.select(path)
+    with qtbot.waitSignal(window.worker_thread.worker.sig_job_ended, timeout=60_000):
+        qtbot.mouseClick(gallery.reproduce_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not window.busy, timeout=10_000)
+    return window.notice.message()
+
+
+def test_reproduce_from_the_gallery_says_identical_in_one_line(qtbot, window, two_pictures, monkeypatch):
+    barn, _lake = two_pictures
+    threads = []
+    real = worker_module.reproduce
+    monkeypatch.setattr(worker_module, "reproduce",
+                        lambda *args, **kwargs: threads.append(threading.get_ident()) or real(*args, **kwargs))
+    message = reproduce(qtbot, window, barn)
+    assert threads and threading.get_ident() not in threads  # made again in the worker's thread
+    assert f"{barn.name}: Identical to the recorded picture" in message and window.notice.level == "info"
+    assert "<br>" not in message  # one line
+    assert (barn.parent / "reproduced" / barn.name).is_file()
+
+
+def test_reproduce_says_how_far_it_differs_and_what_changed(qtbot, window, two_pictures):
+    barn, _lake = two_pictures
+    levels = read_depth_levels(depth_path_for(barn))
+    depth_path_for(barn).unlink()
+    Image.fromarray((65535 - levels).astype(np.uint16)).save(depth_path_for(barn))  # an edited map under the same name
+    message = reproduce(qtbot, window, barn)
+    assert window.notice.level == "warning"
+    assert "Differs from the recorded picture: largest channel difference" in message and "PSNR" in message
+    assert "depth map: " in message and "then, " in message and "model weights" not in message
+
+
+def test_reproduce_a_picture_made_elsewhere_says_why_not(qtbot, window, two_pictures, third_party_samples):
+    barn, _lake = two_pictures
+    dropped = shutil.copy(third_party_samples / "sdparsers_automatic1111_cropped.png", barn.parent / "from-a1111.png")
+    window.gallery_panel.sync()
+    message = reproduce(qtbot, window, dropped)
+    assert "from-a1111.png was not made by this app" in message and window.notice.level == "error"
+
+
+def test_filters_by_lora_and_by_date(qtbot, window, two_pictures):
+    barn, lake = two_pictures
+    old = shutil.copy(barn, barn.parent / "old-with-lora.png")
+    history = History()
+    try:
+        facts = picture_facts(Path(old).resolve())
+        facts |= {"loras": [("ink_wash", 0.8)], "created": time.time() - 10 * 86400, "record_id": "another"}
+        history.add_many([(Path(old).resolve(), facts)])
+    finally:
+        history.close()
+    gallery = window.gallery_panel
+    gallery.refresh()
+    assert [gallery.lora.itemText(index) for index in range(gallery.lora.count())] == ["All LoRAs", "ink_wash"]
+    gallery.lora.setCurrentText("ink_wash")
+    assert shown(gallery) == [str(Path(old).resolve())]
+    gallery.period.setCurrentText("Last 7 days")
+    assert shown(gallery) == []
+    gallery.lora.setCurrentIndex(0)
+    assert shown(gallery) == [str(lake.resolve()), str(barn.resolve())]
+    gallery.period.setCurrentText("Last 30 days")
+    assert len(shown(gallery)) == 3
+    gallery.period.setCurrentText("Today")
+    assert shown(gallery) == [str(lake.resolve()), str(barn.resolve())]

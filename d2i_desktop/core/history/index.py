@@ -217,6 +217,10 @@ class History:
         """The names of the models the indexed pictures were made with, sorted."""
         return [row[0] for row in self.db.execute("SELECT DISTINCT model FROM pictures WHERE model != '' ORDER BY model")]
 
+    def loras(self) -> list[str]:
+        """The names of the LoRAs the indexed pictures were made with, sorted."""
+        return [row[0] for row in self.db.execute("SELECT DISTINCT name FROM picture_loras ORDER BY name")]
+
     def _select(self, where: str, args: list, limit: int, offset: int = 0) -> list[Entry]:
         rows = self.db.execute(
             "SELECT p.id, p.path, p.prompt, p.negative, p.params, p.model,"

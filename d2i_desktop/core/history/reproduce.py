@@ -65,6 +65,14 @@ class Reproduction:
             lines.append("  nothing recorded differs from now (a nondeterministic kernel on this device can cause this)")
         return "\n".join(lines)
 
+    def line(self) -> str:
+        """The outcome in one line, as the gallery shows it."""
+        if self.identical:
+            return f"Identical to the recorded picture (made again as {self.saved.parent.name}/{self.saved.name})."
+        changed = "; ".join(self.changed) or "nothing recorded differs from now"
+        return (f"Differs from the recorded picture: largest channel difference {self.max_difference}/255, "
+                f"PSNR {self.psnr:.1f} dB. Changed since: {changed}.")
+
 
 def reproduce(picture: str | Path, record: dict, out: str | Path, say: Callable[[str], None] = lambda text: None,
               engine=None) -> Reproduction:
