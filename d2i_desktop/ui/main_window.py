@@ -244,7 +244,7 @@ class MainWindow(QMainWindow):
         self.depth_dock = dock("Depth", "depthDock", self.depth_panel, right)
         self.depth_tools_dock = dock("Depth tools", "depthToolsDock", self.depth_tools, right)
         self.mask_dock = dock("Mask", "maskDock", self.mask_panel, right)
-        self.library_dock = dock("LoRAs and embeddings", "libraryDock", self.library_panel, right)
+        self.library_dock = dock("LoRAs", "libraryDock", self.library_panel, right)  # short: it shares a row of tabs
         self.queue_dock = dock("Queue", "queueDock", self.queue_panel, right)
         self.gallery_dock = dock("Gallery", "galleryDock", self.gallery_panel, right)
         self.docks = [self.generate_dock, self.depth_dock, self.depth_tools_dock, self.mask_dock, self.library_dock,
