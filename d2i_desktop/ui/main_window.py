@@ -20,7 +20,7 @@ from ..core.depth import maps as depth_maps
 from ..core.models.demo import DEMO_LABEL
 from ..core.generation.engine import GenerationResult, ModelInfo, StepInfo
 from ..core.errors import D2IError
-from ..core.history.foreign import PictureSettings, read_settings
+from ..core.history.foreign import PictureSettings
 from ..core.history.record import depth_path_for
 from ..core.files.images import LoadedImage, load_image, prepare_image
 from ..core.files.outputs import save_new_file, save_png
@@ -37,6 +37,7 @@ from .mask_panel import MaskPanel
 from .params_panel import ParamsPanel
 from .queue_panel import QueuePanel
 from .settings_dialog import SettingsDialog, load_performance, save_performance
+from .settings_reader import SettingsReader
 from .theme import THEME_SYSTEM, THEMES, apply_theme
 from .worker import Output, WorkerThread
 
@@ -114,6 +115,8 @@ class MainWindow(QMainWindow):
     sig_request_performance = Signal(int, object)
     sig_request_mix = Signal(int, object, str)
     sig_request_reproduce = Signal(int, str, str)
+    sig_settings_taken = Signal(str, bool)
+    """A picture's settings were read and put into the panels (True) or could not be (False); carries its path."""
 
     def __init__(self, worker_thread: WorkerThread, settings: QSettings):
         super().__init__()
@@ -161,7 +164,8 @@ class MainWindow(QMainWindow):
     # -- construction ----------------------------------------------------------------
     def _build_widgets(self) -> None:
         self.canvas = Canvas()
-        self.canvas.sig_files_dropped.connect(lambda paths: self.open_image(paths[0]))
+        self.canvas.sig_files_dropped.connect(self.open_dropped)
+        self.settings_reader = SettingsReader(self)
         self.demo_notice = NoticeBar(object_name="demoNotice", closable=False)
         self.notice = NoticeBar()
         self.results_list = QListWidget(objectName="resultsList", viewMode=QListWidget.ViewMode.IconMode,
@@ -619,48 +623,55 @@ class MainWindow(QMainWindow):
         if path:
             self.use_settings_from(path)
 
-    def use_settings_from(self, path: str | Path) -> bool:
+    def use_settings_from(self, path: str | Path) -> None:
         """Fill the parameters and LoRAs from what a picture says about how it was made (this app's record, or
-        AUTOMATIC1111, ComfyUI, Fooocus, InvokeAI or NovelAI metadata)."""
-        taken = self._take_settings(path)
-        if taken is not None:
-            self.notice.show_message(f"Settings taken from {Path(path).name} ({taken[0].tool}).", " ".join(taken[1]), "info")
-        return taken is not None
+        AUTOMATIC1111, ComfyUI, Fooocus, InvokeAI or NovelAI metadata), read off the GUI thread."""
+        def taken(found: PictureSettings) -> None:
+            notes = self._apply_settings(found)
+            self.notice.show_message(f"Settings taken from {Path(path).name} ({found.tool}).", " ".join(notes), "info")
+            self.sig_settings_taken.emit(str(path), True)
 
-    def use_picture(self, path: str | Path) -> bool:
+        self.settings_reader.read(path, self.params_panel.params(), taken, lambda error: self._settings_failed(path, error))
+
+    def use_picture(self, path: str | Path) -> None:
         """Its settings and LoRAs, and for this app's pictures the recorded input image (when it still exists)
         with the depth map kept beside the picture."""
-        taken = self._take_settings(path)
-        if taken is None:
-            return False
+        self.settings_reader.read(path, self.params_panel.params(), lambda found: self._picture_taken(path, found),
+                                  lambda error: self._settings_failed(path, error))
+
+    def _picture_taken(self, path: str | Path, found: PictureSettings) -> None:
+        notes = self._apply_settings(found)
         self.generate_dock.raise_()  # where the settings went
-        found, notes = taken
         source = (found.record or {}).get("input", {}).get("path")
         depth_file = depth_path_for(path)
         if not source or not Path(source).is_file():
             if found.record is not None:
                 notes.append(f"Its input image ({source or 'a pasted picture'}) is gone: the current image stays.")
             self.notice.show_message(f"Settings taken from {Path(path).name} ({found.tool}).", " ".join(notes), "info")
-            return True
+            self.sig_settings_taken.emit(str(path), True)
+            return
         loaded = self.attempt(load_image, source)
         if loaded is None:
-            return False
+            self.sig_settings_taken.emit(str(path), False)
+            return
         self.set_image(loaded, Path(source).name, source, estimate=not depth_file.is_file())
         if depth_file.is_file():
             depth = self.attempt(depth_maps.load_depth, depth_file, loaded.image.size, True)
             if depth is None:
                 self.estimate_depth()
-                return False
+                self.sig_settings_taken.emit(str(path), False)
+                return
             self.set_depth(depth[0], f"Load {depth_file.name}")
         self.notice.show_message(f"Settings, input image and depth map taken from {Path(path).name}.", " ".join(notes),
                                  "info")
-        return True
+        self.sig_settings_taken.emit(str(path), True)
 
-    def _take_settings(self, path: str | Path) -> tuple[PictureSettings, list[str]] | None:
-        """Put a picture's settings and LoRAs into the panels; what it says and the notes about it."""
-        found = self.attempt(read_settings, path, self.params_panel.params())
-        if found is None:
-            return None
+    def _settings_failed(self, path: str | Path, error: D2IError) -> None:
+        self.notice.show_error(error)
+        self.sig_settings_taken.emit(str(path), False)
+
+    def _apply_settings(self, found: PictureSettings) -> list[str]:
+        """Put a picture's settings and LoRAs into the panels; the notes about what could not be taken over."""
         params, notes = found.params, list(found.notes)
         self.params_panel.set_params(params)
         if params.seed != self.params_panel.seed.value():
@@ -668,7 +679,23 @@ class MainWindow(QMainWindow):
         missing = self.library_panel.select_loras(params.loras)
         if missing:
             notes.append("Not in the library: " + ", ".join(missing) + ".")
-        return found, notes
+        return notes
+
+    def open_dropped(self, paths: list[str]) -> None:
+        """Open the first dropped file as the image; when it carries settings, offer them in one click (also when
+        it cannot be the image, as a thumbnail-sized picture)."""
+        path = paths[0]
+        opened = self.open_image(path)
+
+        def offer(found: PictureSettings) -> None:
+            if opened and Path(self.session.image_path or "") != Path(path):
+                return  # another image came meanwhile
+            could_not = "" if opened else " could not be opened as the image, but it"
+            self.notice.show_message(f"{Path(path).name}{could_not} carries the settings it was made with ({found.tool}).",
+                                     "Use them in the Generate panel with one click.", "info")
+            self.notice.set_action("Use its settings", lambda: self.use_settings_from(path))
+
+        self.settings_reader.read(path, self.params_panel.params(), offer, lambda _error: None)  # none: just an image
 
     # -- depth -----------------------------------------------------------------------
     def estimate_depth(self) -> None:
@@ -930,6 +957,7 @@ class MainWindow(QMainWindow):
         if self.models_dialog is not None and not self.models_dialog.shutdown():
             log.warning("download did not stop within 3 s")
         self.gallery_panel.shutdown()
+        self.settings_reader.shutdown()
         if not self.worker_thread.stop(timeout_ms=2000):
             log.warning("worker did not stop within 2 s")
         event.accept()

@@ -86,7 +86,9 @@ def test_use_these_settings_brings_back_settings_input_and_depth(qtbot, window, 
     window.params_panel.prompt.setPlainText("something else")
     gallery = window.gallery_panel
     gallery.select(barn)
-    qtbot.mouseClick(gallery.use_button, Qt.MouseButton.LeftButton)
+    with qtbot.waitSignal(window.sig_settings_taken, timeout=30_000) as taken:
+        qtbot.mouseClick(gallery.use_button, Qt.MouseButton.LeftButton)
+    assert taken.args == [str(barn.resolve()), True]
     params = window.params_panel.params()
     assert (params.prompt, params.seed, params.steps) == ("red barn in snow", 77, 2)
     assert window.session.image_name == "meadow.png"
@@ -99,7 +101,9 @@ def test_use_these_settings_when_the_input_is_gone_keeps_the_current_image(qtbot
     barn, _lake = two_pictures
     photo.unlink()
     window.params_panel.prompt.setPlainText("something else")
-    assert window.use_picture(barn)
+    with qtbot.waitSignal(window.sig_settings_taken, timeout=30_000) as taken:
+        window.use_picture(barn)
+    assert taken.args == [str(barn), True]
     assert window.params_panel.params().prompt == "red barn in snow"
     assert "is gone" in window.notice.message() and window.session.image is not None
 
@@ -127,8 +131,10 @@ def test_pictures_dropped_in_or_deleted_outside_the_app_are_noticed(qtbot, windo
     assert sorted(shown(window.gallery_panel)) == sorted([str(barn.resolve()), str(dropped.resolve())])
 
 
-def test_use_settings_from_a_fooocus_picture(window, third_party_samples):
-    assert window.use_settings_from(third_party_samples / "sdparsers_fooocus1_cropped.png")
+def test_use_settings_from_a_fooocus_picture(qtbot, window, third_party_samples):
+    with qtbot.waitSignal(window.sig_settings_taken, timeout=30_000) as taken:
+        window.use_settings_from(third_party_samples / "sdparsers_fooocus1_cropped.png")
+    assert taken.args[1] is True
     assert "Fooocus" in window.notice.message() and window.notice.level == "info"
     assert window.params_panel.params().prompt
 

@@ -309,8 +309,16 @@ def test_last_parameters_come_back_in_a_new_window(qtbot, window, photo_file, se
         reopened.close()
 
 
-def test_use_settings_from_an_automatic1111_picture(window, third_party_samples):
-    assert window.use_settings_from(third_party_samples / "sdparsers_automatic1111_cropped.png")
+def use_settings(qtbot, window, path) -> bool:
+    """Use the settings of `path` and wait until they are read (off the GUI thread) and applied, or refused."""
+    with qtbot.waitSignal(window.sig_settings_taken, timeout=30_000) as taken:
+        window.use_settings_from(path)
+    assert taken.args[0] == str(path)
+    return taken.args[1]
+
+
+def test_use_settings_from_an_automatic1111_picture(qtbot, window, third_party_samples):
+    assert use_settings(qtbot, window, third_party_samples / "sdparsers_automatic1111_cropped.png")
     params = window.params_panel.params()
     assert (params.prompt, params.negative_prompt, params.steps, params.seed, params.scheduler) == (
         "photo of a duck", "monochrome", 15, 235284042, "UniPC")
@@ -324,14 +332,14 @@ def test_use_settings_from_our_own_output(qtbot, window, photo_file, tmp_path):
     generate_and_wait(qtbot, window)
     saved = window.session.current_path()
     set_fast_params(window, prompt="something else", seed=1)
-    assert window.use_settings_from(saved)
+    assert use_settings(qtbot, window, saved)
     params = window.params_panel.params()
     assert (params.prompt, params.seed, params.scheduler, params.steps) == ("tide pools", 4242, "Heun", 4)
 
 
-def test_use_settings_from_a_picture_without_them(window, photo_file):
+def test_use_settings_from_a_picture_without_them(qtbot, window, photo_file):
     before = window.params_panel.params()
-    assert window.use_settings_from(photo_file) is False
+    assert use_settings(qtbot, window, photo_file) is False
     assert "carries no generation settings" in window.notice.message()
     assert window.params_panel.params() == before
 
