@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .core.errors import ParamError
+from .core.errors import ModelError, ParamError
 
 
 def add_library_parser(commands) -> None:
@@ -22,7 +22,7 @@ def add_library_parser(commands) -> None:
     unfolder.add_argument("folder", type=Path)
     actions.add_parser("folders", help="the library folder and the extra folders scanned in place")
     mix = actions.add_parser("export-mix", help="save LoRAs at their weights as one LoRA file, added to the library")
-    mix.add_argument("--model", required=True, help="the model the LoRAs are for (checked against it)")
+    mix.add_argument("--model", help="the model the LoRAs are for, checked against it (default: the model used last)")
     mix.add_argument("--lora", action="append", required=True, metavar="NAME:WEIGHT", help="a library LoRA (repeatable)")
     mix.add_argument("--out", required=True, type=Path, help="the .safetensors file to write (never overwritten)")
     mix.add_argument("--device", help="cuda, mps or cpu (default: the fastest available)")
@@ -48,6 +48,16 @@ def parse_lora_options(options: list[str]) -> tuple[tuple[str, float], ...]:
         except ValueError:
             raise ParamError(f"--lora {option}: '{weight}' is not a weight.", "Write --lora name:0.8.") from None
     return tuple(chosen)
+
+
+def last_used_model() -> str:
+    from .core.models.registry import ModelRegistry
+
+    used = [entry for entry in ModelRegistry().entries() if entry.last_used]
+    if not used:
+        raise ModelError("No model has been used yet, so there is none to check the LoRAs against.",
+                               "Give one with --model (a model folder or a Hugging Face id).")
+    return max(used, key=lambda entry: entry.last_used).source
 
 
 def cmd_library(args) -> int:
@@ -84,7 +94,7 @@ def cmd_library(args) -> int:
 
         sources = parse_lora_options(args.lora)
         engine = Engine(device=args.device)
-        engine.load(args.model)
+        engine.load(args.model or last_used_model())
         item = export_mix(engine.adapters(), sources, args.out, library)
         print(f"{item.name}\t{item.kind}\t{item.path}")
     return 0

@@ -13,6 +13,7 @@ from d2i_desktop.core.errors import ParamError
 from d2i_desktop.core.extras.library import LORA, Library
 from d2i_desktop.core.extras.lora_files import LibraryFileError, sha256_file
 from d2i_desktop.core.extras.lora_mix import MIX_METADATA_KEY, export_mix
+from d2i_desktop.core.generation.engine import Engine
 from d2i_desktop.core.generation.params import GenerationParams
 from library_samples import lora_state, write_lora
 
@@ -83,3 +84,16 @@ def test_cli_export_mix(engine, library, demo_model_dir, tmp_path):
     unknown = d2i("--lora", "ghost:0.6", "--out", tmp_path / "other.safetensors")
     for failed, message in ((again, "already exists"), (unknown, "no LoRA named 'ghost'")):
         assert failed.returncode == 2 and message in failed.stderr and "Traceback" not in failed.stderr
+
+
+def test_cli_export_mix_checks_against_the_model_used_last(library, demo_model_dir, tmp_path, monkeypatch):
+    def d2i(*args):
+        return subprocess.run([sys.executable, "-m", "d2i_desktop.cli", "library", "export-mix", *map(str, args)],
+                              capture_output=True, text=True, timeout=300)
+
+    Engine(device="cpu").load(demo_model_dir)  # the model used last, as the window or the CLI records it
+    done = d2i("--lora", "ink:0.6", "--lora", "chalk:0.4", "--out", tmp_path / "last-used.safetensors")
+    assert done.returncode == 0, done.stderr
+    monkeypatch.setenv("D2I_DATA_DIR", str(tmp_path / "fresh"))
+    never = d2i("--lora", "ink:0.6", "--out", tmp_path / "none.safetensors")
+    assert never.returncode == 2 and "No model has been used yet" in never.stderr and "--model" in never.stderr
