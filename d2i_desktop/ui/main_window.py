@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 
 from ..core.depth import maps as depth_maps
 from ..core.models.demo import DEMO_LABEL
+from ..core.generation.batch import find_inputs
 from ..core.generation.engine import GenerationResult, ModelInfo, StepInfo
 from ..core.errors import D2IError
 from ..core.history.foreign import PictureSettings
@@ -276,6 +277,8 @@ class MainWindow(QMainWindow):
             ("edit-paste", style.SP_FileDialogContentsView))
         file_menu.addSeparator()
         add(file_menu, "Use settings from a picture…", self.use_settings_dialog, name="useSettingsAction")
+        add(file_menu, "Repaint a folder…", self.repaint_folder_dialog, name="repaintFolderAction",
+            icon=("folder-open", style.SP_DirOpenIcon))
         file_menu.addSeparator()
         self.save_action = add(file_menu, "&Save as… / Export", lambda: self.export_result(),
                                [QKeySequence.StandardKey.Save, QKeySequence.StandardKey.SaveAs], "saveAction",
@@ -793,6 +796,45 @@ class MainWindow(QMainWindow):
         if self.session.busy:
             self.statusBar().showMessage(f"Queued {count} job(s): they run when the current one ends.", 5000)
         self._dispatch()
+
+    def repaint_folder_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Repaint every image of a folder",
+                                                  self.settings.value("paths/repaint_folder", ""))
+        if folder:
+            self.settings.setValue("paths/repaint_folder", folder)
+            self.repaint_folder(folder)
+
+    def repaint_folder(self, folder: str | Path) -> int:
+        """Queue one generation per image of `folder` with the Generate panel's settings, as `d2i batch` does: the
+        depth map beside an image (NAME.depth.png or .npy) is used for it, else one is estimated. Images or depth
+        maps that cannot be read are named in one notice and skipped. Gives the number of jobs queued."""
+        if self.model is None:
+            self.notice.show_message("No model is loaded yet.", "Wait for the model to load, or choose one in the Model menu.")
+            return 0
+        items = self.attempt(find_inputs, Path(folder))
+        params = None if items is None else self.attempt(lambda: replace(
+            self.params_panel.params(), loras=self.library_panel.selected_loras()).validated())
+        if params is None:
+            return 0
+        self.settings.setValue("params/last", params.to_json())
+        skipped = []
+        for item in items:
+            try:
+                loaded = load_image(item.image)
+                depth = None if item.depth is None else depth_maps.load_depth(
+                    item.depth, loaded.image.size, self.depth_tools.bright_is_near())[0]
+            except D2IError as exc:
+                skipped.append((item.image.name, exc.message))
+                continue
+            self.session.enqueue(f"{item.image.name} · {job_text(params)}",
+                                 (params, loaded.image, depth, Output(self.output_dir(), str(item.image)), None))
+        queued = len(items) - len(skipped)
+        if skipped:
+            self.notice.show_message(f"Skipped {len(skipped)} image(s) that cannot be opened: "
+                                     f"{', '.join(name for name, _why in skipped)}.", skipped[0][1], "warning")
+        self.statusBar().showMessage(f"Queued {queued} image(s) of {Path(folder).name}.", 8000)
+        self._dispatch()
+        return queued
 
     def _dispatch(self) -> None:
         """Send the first queued generation to the worker if it is free."""

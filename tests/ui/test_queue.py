@@ -1,10 +1,15 @@
 """The queue with qtbot: batch counts, jobs waiting behind a running one, reorder, edit, remove, cancel, quit."""
 
-import pytest
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QMessageBox
+from pathlib import Path
 
-from d2i_desktop.core.history.record import read_record
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+from d2i_desktop.core.history.index import History
+from d2i_desktop.core.history.record import depth_path_for, read_depth_levels, read_record
 
 
 @pytest.fixture
@@ -99,3 +104,34 @@ def test_closing_with_a_queue_asks_once(qtbot, ready, monkeypatch):
     assert window.close() and len(asked) == 2 and not window.worker_thread.thread.isRunning()
     window.close()  # closing again does not ask again
     assert len(asked) == 2
+
+
+def test_repaint_a_folder_queues_one_job_per_image_with_the_depth_map_beside_it(qtbot, window, make_photo, tmp_path,
+                                                                                monkeypatch):
+    folder = tmp_path / "to-repaint"
+    folder.mkdir()
+    for name, seed in (("alley.png", 1), ("bridge.png", 2)):
+        make_photo(64, 64, name, seed=seed).rename(folder / name)
+    supplied = np.tile(np.linspace(0, 65535, 64).round().astype(np.uint16), (64, 1))  # near on the right
+    Image.fromarray(supplied).save(folder / "bridge.depth.png")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG")
+    settings(window, "rainy street", seed=5)
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *args, **kwargs: str(folder))
+    saved = []
+    window.worker_thread.worker.sig_saved.connect(lambda _job_id, paths: saved.extend(paths))
+
+    window.findChild(type(window.open_action), "repaintFolderAction").trigger()
+    queued = [window.queue_panel.list.item(row).text() for row in range(window.queue_panel.list.count())]
+    assert queued == ["bridge.png · seed 5 · “rainy street”"]  # alley.png went to the worker at once
+    assert window.notice.isVisible() and "broken.jpg" in window.notice.text.text()
+    assert "alley.png" not in window.notice.text.text() and "bridge.png" not in window.notice.text.text()
+    qtbot.waitUntil(lambda: len(saved) == 2 and not window.busy, timeout=90_000)
+
+    records = {Path(read_record(path)["input"]["path"]).name: path for path in saved}
+    assert sorted(records) == ["alley.png", "bridge.png"]
+    assert np.array_equal(read_depth_levels(depth_path_for(records["bridge.png"])), supplied)
+    assert not np.array_equal(read_depth_levels(depth_path_for(records["alley.png"])), supplied)  # estimated
+    history = History()
+    assert sorted(entry.path for entry in history.search("rainy street")) == sorted(str(path.resolve()) for path in saved)
+    history.close()
+    assert len(window.gallery_panel.list.findItems("5", Qt.MatchFlag.MatchExactly)) == 2
