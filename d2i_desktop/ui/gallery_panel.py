@@ -1,7 +1,8 @@
 """The gallery: every indexed picture as a thumbnail, searchable by prompt words, filtered by model, LoRA, date and
 favourites; each can be used again, reproduced, opened, deleted or dragged out.
 
-Thumbnails are made in a thread pool (PIL, then a QImage; never a QPixmap off the GUI thread) and cached on
+Pictures are listed a page at a time, newest first; the next page is read when the view is scrolled near its
+end. Thumbnails are made in a thread pool (PIL, then a QImage; never a QPixmap off the GUI thread) and cached on
 disk by core.history.thumbnails and in memory here.
 """
 
@@ -33,7 +34,8 @@ PATH = Qt.ItemDataRole.UserRole + 1
 ALL_MODELS = "All models"
 ALL_LORAS = "All LoRAs"
 PERIODS = {"Any time": None, "Today": 0, "Last 7 days": 7, "Last 30 days": 30}  # days back; 0: since midnight
-PAGE = 500  # the newest pictures matching the search
+PAGE = 200  # pictures read from the index at a time
+NEAR_END = 2  # grid rows from the end of the view at which the next page is read
 
 
 class _Thumbnails(QObject):
@@ -77,6 +79,8 @@ class GalleryPanel(QWidget):
         self.folders = folders  # a callable giving the folders whose pictures are indexed
         self.history: History | None = None
         self.entries: dict[int, Entry] = {}
+        self.items: dict[str, QListWidgetItem] = {}  # by picture path, for thumbnails that arrive
+        self.complete = True  # every match is listed
         self.icons: dict[str, QIcon] = {}
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(2)
@@ -84,16 +88,16 @@ class GalleryPanel(QWidget):
         self.thumbnails.sig_ready.connect(self._thumbnail_ready)
 
         self.search = QLineEdit(objectName="gallerySearch", placeholderText="Search prompts…", clearButtonEnabled=True)
-        self.search.textChanged.connect(lambda _text: self.refresh())
+        self.search.textChanged.connect(lambda _text: self.refresh(keep=False))
         self.favourites_only = QCheckBox("★", objectName="galleryFavouritesOnly")
-        self.favourites_only.toggled.connect(lambda _on: self.refresh())
+        self.favourites_only.toggled.connect(lambda _on: self.refresh(keep=False))
         self.model = QComboBox(objectName="galleryModel")
-        self.model.currentIndexChanged.connect(lambda _index: self.refresh())
+        self.model.currentIndexChanged.connect(lambda _index: self.refresh(keep=False))
         self.lora = QComboBox(objectName="galleryLora", toolTip="Show only pictures made with this LoRA")
-        self.lora.currentIndexChanged.connect(lambda _index: self.refresh())
+        self.lora.currentIndexChanged.connect(lambda _index: self.refresh(keep=False))
         self.period = QComboBox(objectName="galleryPeriod", toolTip="Show only pictures made in this time")
         self.period.addItems(list(PERIODS))
-        self.period.currentIndexChanged.connect(lambda _index: self.refresh())
+        self.period.currentIndexChanged.connect(lambda _index: self.refresh(keep=False))
         self.list = GalleryList(objectName="galleryList", viewMode=QListWidget.ViewMode.IconMode,
                                 resizeMode=QListWidget.ResizeMode.Adjust, movement=QListWidget.Movement.Static,
                                 uniformItemSizes=True, wordWrap=True)
@@ -103,6 +107,7 @@ class GalleryPanel(QWidget):
         self.list.setDragEnabled(True)
         self.list.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
         self.list.itemSelectionChanged.connect(self._update_buttons)
+        self.list.verticalScrollBar().valueChanged.connect(self._scrolled)
         self.list.itemDoubleClicked.connect(lambda item: self.sig_use.emit(self._path(item)))
         self.use_button = self._button("Use settings", "useSettingsButton",
                                        "Its settings, input image, depth map and LoRAs back into the window",
@@ -170,36 +175,69 @@ class GalleryPanel(QWidget):
             log.info("history sync: %s", report)
         self.refresh()
 
-    def refresh(self) -> None:
-        """Show the newest pictures matching the search and filters; keep the selection."""
+    def refresh(self, keep: bool = True) -> None:
+        """Show the newest pictures matching the search and filters; keep the selection. `keep`: as many as were
+        listed (at least a page) at the same scroll position; else the first page from the top (a new search)."""
         history = self._index()
         if history is None:
             return
         selected = set(self.selected_ids())
-        model = self.model.currentText() if self.model.currentIndex() > 0 else None
-        lora = self.lora.currentText() if self.lora.currentIndex() > 0 else None
+        scrolled = self.list.verticalScrollBar().value() if keep else 0
         try:
-            found = history.search(self.search.text(), model=model, lora=lora, favourite=self.favourites_only.isChecked(),
-                                   since=self._since(), limit=PAGE)
+            found = self._search(history, 0, max(PAGE, self.list.count()) if keep else PAGE)
             models, loras = history.models(), history.loras()
         except sqlite3.Error as exc:
             self.sig_message.emit(f"The history index cannot be read: {exc}.", "", "error")
             return
         self._set_choices(self.model, ALL_MODELS, models)
         self._set_choices(self.lora, ALL_LORAS, loras)
-        self.entries = {entry.id: entry for entry in found}
+        self.entries, self.items = {}, {}
         self.list.blockSignals(True)
+        self.list.verticalScrollBar().blockSignals(True)
         self.list.clear()
+        self._add(found, selected)
+        self.list.verticalScrollBar().setValue(scrolled)
+        self.list.verticalScrollBar().blockSignals(False)
+        self.list.blockSignals(False)
+        self._update_buttons()
+
+    def load_more(self) -> int:
+        """List the next page of matches; gives how many were added."""
+        if self.complete or self.history is None:
+            return 0
+        try:
+            found = self._search(self.history, self.list.count(), PAGE)
+        except sqlite3.Error as exc:
+            self.sig_message.emit(f"The history index cannot be read: {exc}.", "", "error")
+            return 0
+        self._add(found, set())
+        return len(found)
+
+    def _search(self, history: History, offset: int, limit: int) -> list[Entry]:
+        found = history.search(self.search.text(), model=self.model.currentText() if self.model.currentIndex() > 0 else None,
+                               lora=self.lora.currentText() if self.lora.currentIndex() > 0 else None,
+                               favourite=self.favourites_only.isChecked(), since=self._since(), limit=limit,
+                               offset=offset)
+        self.complete = len(found) < limit
+        return found
+
+    def _add(self, found: list[Entry], selected: set[int]) -> None:
+        """Append items for `found`; their thumbnails are asked of the thread pool unless already made."""
         for entry in found:
             item = QListWidgetItem(self.icons.get(entry.path, QIcon()), self._label(entry), self.list)
             item.setData(ENTRY_ID, entry.id)
             item.setData(PATH, entry.path)
             item.setToolTip(f"{entry.path}\n{entry.prompt}")
             item.setSelected(entry.id in selected)
+            self.entries[entry.id] = entry
+            self.items[entry.path] = item
             if entry.path not in self.icons:
                 self.pool.start(_MakeThumbnail(entry.path, self.thumbnails))
-        self.list.blockSignals(False)
-        self._update_buttons()
+
+    def _scrolled(self, value: int) -> None:
+        bar = self.list.verticalScrollBar()
+        if value >= bar.maximum() - NEAR_END * self.list.gridSize().height():
+            self.load_more()
 
     @staticmethod
     def _label(entry: Entry) -> str:
@@ -227,10 +265,8 @@ class GalleryPanel(QWidget):
 
     def _thumbnail_ready(self, path: str, image: QImage) -> None:
         self.icons[path] = QIcon(QPixmap.fromImage(image))
-        for row in range(self.list.count()):
-            item = self.list.item(row)
-            if self._path(item) == path:
-                item.setIcon(self.icons[path])
+        if (item := self.items.get(path)) is not None:
+            item.setIcon(self.icons[path])
 
     # -- what can be done with a picture ----------------------------------------------------
     def selected_ids(self) -> list[int]:

@@ -14,7 +14,7 @@ from PySide6.QtCore import Qt
 
 from d2i_desktop.core.history.index import History, picture_facts
 from d2i_desktop.core.history.record import depth_path_for, levels_to_depth, read_depth_levels
-from d2i_desktop.ui import worker as worker_module
+from d2i_desktop.ui import gallery_panel as gallery_module, worker as worker_module
 
 
 @pytest.fixture
@@ -203,3 +203,57 @@ def test_filters_by_lora_and_by_date(qtbot, window, two_pictures):
     assert len(shown(gallery)) == 3
     gallery.period.setCurrentText("Today")
     assert shown(gallery) == [str(lake.resolve()), str(barn.resolve())]
+
+
+def test_scrolling_to_the_end_lists_every_picture_and_thumbnails_never_hold_up_the_gui(qtbot, tmp_path, monkeypatch):
+    total = 2500
+    folder = tmp_path / "many"
+    folder.mkdir()
+    rows = []
+    for number in range(total):
+        path = folder / f"{number:05d}.png"
+        Image.new("RGB", (8, 8), (number % 256, number // 256, 0)).save(path)
+        rows.append((path, {"prompt": f"picture {number}", "negative": "", "params": {}, "model": "sd2-depth",
+                            "loras": [], "seed": number, "width": 8, "height": 8, "created": 1.7e9 + number,
+                            "record_id": f"{number:032x}"}))
+    history = History()
+    history.add_many(rows)
+    newest_first = [entry.path for entry in history.search(limit=total)]
+    history.close()
+    release, threads = threading.Event(), []
+    real = gallery_module.thumbnail
+
+    def held_back(path):  # no thumbnail is made until the test says so
+        threads.append(threading.get_ident())
+        release.wait(60)
+        return real(path)
+
+    monkeypatch.setattr(gallery_module, "thumbnail", held_back)
+    gallery = gallery_module.GalleryPanel(lambda: [folder])
+    qtbot.addWidget(gallery)
+    gallery.resize(360, 600)
+    gallery.show()
+    bar = gallery.list.verticalScrollBar()
+    try:
+        gallery.refresh()
+        assert gallery.list.count() == gallery_module.PAGE and not gallery.complete
+        while gallery.list.count() < total:
+            listed = gallery.list.count()
+            qtbot.waitUntil(lambda: bar.maximum() > bar.value())  # the new items are laid out
+            gallery.list.scrollToBottom()
+            assert gallery.list.count() == min(listed + gallery_module.PAGE, total)
+        assert gallery.complete and shown(gallery) == newest_first
+        gallery.list.scrollToTop()
+        gallery.list.scrollToBottom()
+        assert gallery.list.count() == total  # nothing read twice
+        assert gallery.icons == {}  # every thumbnail is still being made: the listing never waited for one
+    finally:
+        release.set()
+    qtbot.waitUntil(lambda: len(gallery.icons) == total, timeout=60_000)
+    assert threading.get_ident() not in threads and len(threads) == total
+    assert not gallery.list.item(total - 1).icon().isNull()
+    gallery.refresh()  # a new picture or a favourite: as many listed as before, scrolled where they were
+    assert gallery.list.count() == total and 0 < bar.value() == bar.maximum()
+    gallery.search.setText("picture")  # a new search starts at the first page
+    assert gallery.list.count() == gallery_module.PAGE
+    gallery.shutdown()
