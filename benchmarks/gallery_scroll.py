@@ -3,8 +3,8 @@
     python benchmarks/gallery_scroll.py [--entries 100000] [--pages 25]
 
 Fills a database as benchmarks/history_search.py does, then times, on an offscreen Qt display, the first page
-(a new search), each next page read by scrolling to the end (listed and laid out), and a refresh keeping every
-listed picture (what a new picture causes). Thumbnails of the made-up entries fail off the GUI thread, as a
+(a new search), each next page read by scrolling to the end (listed and laid out), then, with every page listed, a new
+picture (a refresh), a favourite and a delete of the last listed picture. Thumbnails of the made-up entries fail off the GUI thread, as a
 missing file's would.
 """
 
@@ -59,7 +59,14 @@ def main() -> int:
         pages = [shown(app, gallery, gallery.list.scrollToBottom) for _ in range(args.pages)]
         print(f"next page by scrolling to the end   {statistics.median(pages):8.1f} ms median {max(pages):8.1f} ms max"
               f"  ({args.pages} pages, {gallery.list.count():,} listed)")
-        print(f"refresh keeping {gallery.list.count():,} listed         {shown(app, gallery, gallery.refresh):8.1f} ms")
+        listed = gallery.list.count()
+        history.add_many([("/pictures/new.png", {"prompt": "a new picture", "negative": "", "params": {}, "model": "",
+                                                 "loras": [], "seed": 1, "width": 512, "height": 512,
+                                                 "created": time.time(), "record_id": "new"})])
+        print(f"new picture, {listed:,} listed         {shown(app, gallery, gallery.refresh):8.1f} ms")
+        gallery.list.item(gallery.list.count() - 1).setSelected(True)
+        print(f"favourite the last listed           {shown(app, gallery, gallery.toggle_favourite):8.1f} ms")
+        print(f"delete the last listed              {shown(app, gallery, gallery.delete_selected):8.1f} ms")
         gallery.shutdown()
     return 0
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -173,33 +174,66 @@ class GalleryPanel(QWidget):
             return
         if report.added or report.removed:
             log.info("history sync: %s", report)
-        self.refresh()
+        if report.moved or report.removed:
+            self._reload()
+        else:
+            self.refresh()
 
     def refresh(self, keep: bool = True) -> None:
-        """Show the newest pictures matching the search and filters; keep the selection. `keep`: as many as were
-        listed (at least a page) at the same scroll position; else the first page from the top (a new search)."""
+        """Show the newest pictures matching the search and filters. `keep`: re-read the first page only, list the
+        pictures new to it at the top and leave the rest as listed and where it is scrolled (a new picture costs the
+        same however far the view was scrolled); else list the first page from the top (a new search)."""
         history = self._index()
         if history is None:
             return
-        selected = set(self.selected_ids())
-        scrolled = self.list.verticalScrollBar().value() if keep else 0
         try:
-            found = self._search(history, 0, max(PAGE, self.list.count()) if keep else PAGE)
-            models, loras = history.models(), history.loras()
+            found = self._search(history, 0, PAGE)
+            self._update_choices(history)
         except sqlite3.Error as exc:
             self.sig_message.emit(f"The history index cannot be read: {exc}.", "", "error")
             return
-        self._set_choices(self.model, ALL_MODELS, models)
-        self._set_choices(self.lora, ALL_LORAS, loras)
-        self.entries, self.items = {}, {}
+        if keep and any(entry.id in self.entries for entry in found):
+            self._merge(found)
+        else:
+            self._rebuild(found, len(found) < PAGE, 0)
+
+    def _reload(self) -> None:
+        """Read again every listed picture, keeping the scroll position (after pictures left the index)."""
+        try:
+            found = self._search(self.history, 0, max(PAGE, self.list.count()))
+            self._update_choices(self.history)
+        except sqlite3.Error as exc:
+            self.sig_message.emit(f"The history index cannot be read: {exc}.", "", "error")
+            return
+        self._rebuild(found, len(found) < max(PAGE, self.list.count()), self.list.verticalScrollBar().value())
+
+    def _update_choices(self, history: History) -> None:
+        self._set_choices(self.model, ALL_MODELS, history.models())
+        self._set_choices(self.lora, ALL_LORAS, history.loras())
+
+    def _rebuild(self, found: list[Entry], complete: bool, scrolled: int) -> None:
+        """List `found` alone, keeping the selection, scrolled to `scrolled`."""
+        selected = set(self.selected_ids())
+        self.entries, self.items, self.complete = {}, {}, complete
         self.list.blockSignals(True)
         self.list.verticalScrollBar().blockSignals(True)
         self.list.clear()
-        self._add(found, selected)
+        for entry in found:
+            item = self._item(entry)
+            self.list.addItem(item)
+            item.setSelected(entry.id in selected)
         self.list.verticalScrollBar().setValue(scrolled)
         self.list.verticalScrollBar().blockSignals(False)
         self.list.blockSignals(False)
         self._update_buttons()
+
+    def _merge(self, first_page: list[Entry]) -> None:
+        """Insert the entries of the first page not listed yet at their rows; update those listed in place."""
+        for row, entry in enumerate(first_page):
+            if entry.id in self.entries:
+                self._update_item(entry)
+            else:
+                self.list.insertItem(row, self._item(entry))
 
     def load_more(self) -> int:
         """List the next page of matches; gives how many were added."""
@@ -210,29 +244,37 @@ class GalleryPanel(QWidget):
         except sqlite3.Error as exc:
             self.sig_message.emit(f"The history index cannot be read: {exc}.", "", "error")
             return 0
-        self._add(found, set())
+        self.complete = len(found) < PAGE
+        for entry in found:
+            self.list.addItem(self._item(entry))
         return len(found)
 
     def _search(self, history: History, offset: int, limit: int) -> list[Entry]:
-        found = history.search(self.search.text(), model=self.model.currentText() if self.model.currentIndex() > 0 else None,
-                               lora=self.lora.currentText() if self.lora.currentIndex() > 0 else None,
-                               favourite=self.favourites_only.isChecked(), since=self._since(), limit=limit,
-                               offset=offset)
-        self.complete = len(found) < limit
-        return found
+        return history.search(self.search.text(), model=self.model.currentText() if self.model.currentIndex() > 0 else None,
+                              lora=self.lora.currentText() if self.lora.currentIndex() > 0 else None,
+                              favourite=self.favourites_only.isChecked(), since=self._since(), limit=limit,
+                              offset=offset)
 
-    def _add(self, found: list[Entry], selected: set[int]) -> None:
-        """Append items for `found`; their thumbnails are asked of the thread pool unless already made."""
-        for entry in found:
-            item = QListWidgetItem(self.icons.get(entry.path, QIcon()), self._label(entry), self.list)
-            item.setData(ENTRY_ID, entry.id)
-            item.setData(PATH, entry.path)
-            item.setToolTip(f"{entry.path}\n{entry.prompt}")
-            item.setSelected(entry.id in selected)
-            self.entries[entry.id] = entry
-            self.items[entry.path] = item
-            if entry.path not in self.icons:
-                self.pool.start(_MakeThumbnail(entry.path, self.thumbnails))
+    def _item(self, entry: Entry) -> QListWidgetItem:
+        """An item for `entry`, not yet in the list; its thumbnail is asked of the thread pool unless already made."""
+        item = QListWidgetItem(self.icons.get(entry.path, QIcon()), self._label(entry))
+        item.setData(ENTRY_ID, entry.id)
+        item.setData(PATH, entry.path)
+        item.setToolTip(f"{entry.path}\n{entry.prompt}")
+        self.entries[entry.id] = entry
+        self.items[entry.path] = item
+        if entry.path not in self.icons:
+            self.pool.start(_MakeThumbnail(entry.path, self.thumbnails))
+        return item
+
+    def _update_item(self, entry: Entry) -> None:
+        self.entries[entry.id] = entry
+        self.items[entry.path].setText(self._label(entry))
+
+    def _take(self, entry: Entry) -> None:
+        """Drop `entry`'s item from the list."""
+        del self.entries[entry.id]
+        self.list.takeItem(self.list.row(self.items.pop(entry.path)))
 
     def _scrolled(self, value: int) -> None:
         bar = self.list.verticalScrollBar()
@@ -294,20 +336,26 @@ class GalleryPanel(QWidget):
         try:
             for entry in entries:
                 self.history.set_favourite(entry.id, favourite)
+                if self.favourites_only.isChecked() and not favourite:
+                    self._take(entry)
+                else:
+                    self._update_item(replace(entry, favourite=favourite))
         except (D2IError, sqlite3.Error) as exc:
             self.sig_message.emit(f"Could not mark the picture: {exc}.", "", "error")
-        self.refresh()
+        self._update_buttons()
 
     def delete_selected(self) -> None:
         """Move the selected pictures and their depth maps to the system trash and drop them from the index."""
         moved = 0
         for picture_id in self.selected_ids():
-            path = Path(self.entries[picture_id].path)
+            entry = self.entries[picture_id]
+            path = Path(entry.path)
             try:
                 for file in (path, depth_path_for(path)):
                     if file.exists():
                         send2trash(str(file))
                 self.history.remove(picture_id)
+                self._take(entry)
                 moved += 1
             except (OSError, sqlite3.Error) as exc:
                 self.sig_message.emit(f"Could not move {path.name} to the trash: {exc}.",
@@ -316,7 +364,11 @@ class GalleryPanel(QWidget):
         if moved:
             self.sig_message.emit(f"Moved {moved} picture(s) to the trash.", "Restore them from the trash to bring them back.",
                                   "info")
-        self.refresh()
+        try:
+            self._update_choices(self.history)
+        except sqlite3.Error as exc:
+            self.sig_message.emit(f"The history index cannot be read: {exc}.", "", "error")
+        self._update_buttons()
 
     def _update_buttons(self) -> None:
         count = len(self.list.selectedItems())

@@ -257,3 +257,53 @@ def test_scrolling_to_the_end_lists_every_picture_and_thumbnails_never_hold_up_t
     gallery.search.setText("picture")  # a new search starts at the first page
     assert gallery.list.count() == gallery_module.PAGE
     gallery.shutdown()
+
+
+def test_a_new_picture_a_favourite_or_a_delete_touches_only_that_entry(qtbot, tmp_path, monkeypatch, trash):
+    total = 2 * gallery_module.PAGE + 50
+    folder = tmp_path / "many"
+    folder.mkdir()
+
+    def row(number):
+        path = folder / f"{number:05d}.png"
+        Image.new("RGB", (8, 8), (number % 256, 0, 0)).save(path)
+        return path.resolve(), {"prompt": f"picture {number}", "negative": "", "params": {}, "model": "sd2-depth",
+                                "loras": [], "seed": number, "width": 8, "height": 8, "created": 1.7e9 + number,
+                                "record_id": f"{number:032x}"}
+
+    history = History()
+    history.add_many([row(number) for number in range(total)])
+    newest_first = [entry.path for entry in history.search(limit=total)]
+    gallery = gallery_module.GalleryPanel(lambda: [folder])
+    qtbot.addWidget(gallery)
+    gallery.resize(360, 600)
+    gallery.show()
+    bar = gallery.list.verticalScrollBar()
+    gallery.refresh()
+    while not gallery.complete:
+        qtbot.waitUntil(lambda: bar.maximum() > bar.value())
+        gallery.list.scrollToBottom()
+    assert shown(gallery) == newest_first
+    reads = []
+    search = History.search
+    monkeypatch.setattr(gallery.history, "search", lambda *args, **kwargs:
+                        reads.append((kwargs["offset"], kwargs["limit"])) or search(gallery.history, *args, **kwargs))
+    oldest, scrolled = gallery.list.item(total - 1), bar.value()
+
+    newest, facts = row(total)
+    history.add_many([(newest, facts)])  # as a finished picture is indexed
+    gallery.refresh()
+    assert reads == [(0, gallery_module.PAGE)]  # the first page alone
+    assert shown(gallery) == [str(newest), *newest_first]
+    assert gallery.list.item(total) is oldest and bar.value() == scrolled  # the rest is left as listed
+
+    gallery.list.clearSelection()
+    oldest.setSelected(True)
+    gallery.toggle_favourite()
+    assert oldest.text() == "★ 0" and history.search(favourite=True)[0].path == newest_first[-1]
+    gallery.delete_selected()
+    assert not Path(newest_first[-1]).exists() and history.count() == total
+    assert shown(gallery) == [str(newest), *newest_first[:-1]]
+    assert reads == [(0, gallery_module.PAGE)]  # neither read the index again
+    history.close()
+    gallery.shutdown()
