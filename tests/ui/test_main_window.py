@@ -22,12 +22,6 @@ def photo_file(make_photo):
     return make_photo(80, 64, "harbour.png", seed=11)
 
 
-def open_with_depth(qtbot, window, path):
-    with qtbot.waitSignal(window.worker_thread.worker.sig_depth_ready, timeout=30_000):
-        assert window.open_image(path)
-    qtbot.waitUntil(lambda: window.depth is not None and not window.busy, timeout=10_000)
-
-
 def generate_and_wait(qtbot, window, trigger=None):
     """Generate and wait until the window has shown the result (signals from the worker
     thread may reach a test's own slot before the window's queued one)."""
@@ -55,8 +49,8 @@ def test_status_bar_names_the_demo_model_and_device(window):
     assert "demo model (random weights)" in window.demo_notice.message()
 
 
-def test_open_image_estimates_depth_and_overlay_controls_work(qtbot, window, photo_file):
-    open_with_depth(qtbot, window, photo_file)
+def test_open_image_estimates_depth_and_overlay_controls_work(qtbot, window, photo_file, open_with_depth):
+    open_with_depth(photo_file)
     assert window.depth.shape == (64, 80)
     canvas = window.canvas
     assert canvas.input_image.size().width() == 80 and canvas.depth_image is not None
@@ -69,16 +63,17 @@ def test_open_image_estimates_depth_and_overlay_controls_work(qtbot, window, pho
     assert canvas.depth_image != before
 
 
-def test_estimate_button_reestimates(qtbot, window, photo_file):
-    open_with_depth(qtbot, window, photo_file)
+def test_estimate_button_reestimates(qtbot, window, photo_file, open_with_depth):
+    open_with_depth(photo_file)
     window.depth_editor.clear()
     with qtbot.waitSignal(window.worker_thread.worker.sig_depth_ready, timeout=30_000):
         qtbot.mouseClick(window.depth_panel.estimate_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window.depth is not None)
 
 
-def test_generate_shows_progress_previews_result_and_saves_with_metadata(qtbot, window, photo_file, tmp_path, monkeypatch):
-    open_with_depth(qtbot, window, photo_file)
+def test_generate_shows_progress_previews_result_and_saves_with_metadata(qtbot, window, photo_file, tmp_path,
+                                                                         monkeypatch, open_with_depth):
+    open_with_depth(photo_file)
     set_fast_params(window)
     worker = window.worker_thread.worker
     steps = []
@@ -114,8 +109,8 @@ def test_generate_shows_progress_previews_result_and_saves_with_metadata(qtbot, 
     assert "keep.png" in window.notice.message() and export.read_bytes() == saved[1].read_bytes()
 
 
-def test_no_result_is_lost_when_the_next_one_starts(qtbot, window, photo_file, tmp_path):
-    open_with_depth(qtbot, window, photo_file)
+def test_no_result_is_lost_when_the_next_one_starts(qtbot, window, photo_file, tmp_path, open_with_depth):
+    open_with_depth(photo_file)
     for seed in (7, 8):
         set_fast_params(window, seed=seed)
         generate_and_wait(qtbot, window)
@@ -125,8 +120,8 @@ def test_no_result_is_lost_when_the_next_one_starts(qtbot, window, photo_file, t
     assert record["seed"] == 7 and record["input"]["path"] == str(photo_file.resolve())
 
 
-def test_progress_text_shows_rate_and_time_left(qtbot, window, photo_file):
-    open_with_depth(qtbot, window, photo_file)
+def test_progress_text_shows_rate_and_time_left(qtbot, window, photo_file, open_with_depth):
+    open_with_depth(photo_file)
     set_fast_params(window, steps=6)
     texts = []
     window.progress.valueChanged.connect(lambda _value: texts.append(window.progress.text()))
@@ -134,8 +129,8 @@ def test_progress_text_shows_rate_and_time_left(qtbot, window, photo_file):
     assert any("Step 2/4" in t and "it/s" in t and "s left" in t for t in texts), texts
 
 
-def test_several_images_per_prompt_are_listed(qtbot, window, photo_file):
-    open_with_depth(qtbot, window, photo_file)
+def test_several_images_per_prompt_are_listed(qtbot, window, photo_file, open_with_depth):
+    open_with_depth(photo_file)
     set_fast_params(window, seed=5)
     window.params_panel.num_images.setValue(2)
     generate_and_wait(qtbot, window)
@@ -144,8 +139,8 @@ def test_several_images_per_prompt_are_listed(qtbot, window, photo_file):
     assert window.session.result_index == 1
 
 
-def test_cancel_mid_run_keeps_the_window_usable(qtbot, window, photo_file):
-    open_with_depth(qtbot, window, photo_file)
+def test_cancel_mid_run_keeps_the_window_usable(qtbot, window, photo_file, open_with_depth):
+    open_with_depth(photo_file)
     set_fast_params(window, steps=400)
     window.params_panel.strength.setValue(1.0)
     worker = window.worker_thread.worker
@@ -162,8 +157,8 @@ def test_cancel_mid_run_keeps_the_window_usable(qtbot, window, photo_file):
     generate_and_wait(qtbot, window)
 
 
-def test_window_repaints_while_a_job_runs(qtbot, window, photo_file):
-    open_with_depth(qtbot, window, photo_file)
+def test_window_repaints_while_a_job_runs(qtbot, window, photo_file, open_with_depth):
+    open_with_depth(photo_file)
     set_fast_params(window, steps=200)
     window.params_panel.strength.setValue(1.0)
     window.generate()
@@ -188,7 +183,9 @@ def test_closing_mid_job_cancels_and_exits_cleanly(qtbot, settings, demo_model_d
     win.show()
     with qtbot.waitSignal(win.worker_thread.worker.sig_model_loaded, timeout=60_000):
         win.load_model(str(demo_model_dir))
-    open_with_depth(qtbot, win, photo_file)
+    with qtbot.waitSignal(win.worker_thread.worker.sig_depth_ready, timeout=30_000):
+        assert win.open_image(photo_file)
+    qtbot.waitUntil(lambda: win.depth is not None and not win.busy, timeout=10_000)
     set_fast_params(win, steps=500)
     win.params_panel.strength.setValue(1.0)
     with qtbot.waitSignal(win.worker_thread.worker.sig_step, timeout=30_000):
@@ -202,8 +199,9 @@ def test_closing_mid_job_cancels_and_exits_cleanly(qtbot, settings, demo_model_d
     (b"GIF89a" + b"\x00" * 4, ""),
     (b"%PDF-1.4 not a picture", "not an image"),
 ])
-def test_bad_files_show_a_notice_and_keep_the_current_image(qtbot, window, photo_file, tmp_path, content, words):
-    open_with_depth(qtbot, window, photo_file)
+def test_bad_files_show_a_notice_and_keep_the_current_image(qtbot, window, photo_file, tmp_path, content, words,
+                                                            open_with_depth):
+    open_with_depth(photo_file)
     bad = tmp_path / "broken.png"
     bad.write_bytes(content)
     assert window.open_image(bad) is False
@@ -225,8 +223,8 @@ def test_huge_image_is_scaled_down_and_the_user_told(qtbot, window, tmp_path):
     assert window.notice.level == "info" and "3000x2000" in window.notice.message()
 
 
-def test_out_of_range_parameters_are_refused_in_the_notice_bar(qtbot, window, photo_file):
-    open_with_depth(qtbot, window, photo_file)
+def test_out_of_range_parameters_are_refused_in_the_notice_bar(qtbot, window, photo_file, open_with_depth):
+    open_with_depth(photo_file)
     window.params_panel.prompt.setPlainText("x")
     window.params_panel.steps.setValue(2)
     window.params_panel.strength.setValue(0.3)
@@ -264,8 +262,8 @@ def test_paste_with_an_empty_clipboard_says_so(window):
     assert "clipboard holds no picture" in window.notice.message()
 
 
-def test_load_depth_map_of_another_size(qtbot, window, photo_file, tmp_path):
-    open_with_depth(qtbot, window, photo_file)
+def test_load_depth_map_of_another_size(qtbot, window, photo_file, tmp_path, open_with_depth):
+    open_with_depth(photo_file)
     path = tmp_path / "depth.npy"
     np.save(path, np.tile(np.linspace(0, 1, 40, dtype=np.float32), (32, 1)))
     assert window.load_depth_file(path)
@@ -273,8 +271,8 @@ def test_load_depth_map_of_another_size(qtbot, window, photo_file, tmp_path):
     assert "Resized" in window.notice.message()
 
 
-def test_canvas_zoom_and_pan(qtbot, window, photo_file):
-    open_with_depth(qtbot, window, photo_file)
+def test_canvas_zoom_and_pan(qtbot, window, photo_file, open_with_depth):
+    open_with_depth(photo_file)
     canvas = window.canvas
     zoom = canvas.zoom
     canvas.zoom_by(2.0)
@@ -291,12 +289,12 @@ def test_canvas_zoom_and_pan(qtbot, window, photo_file):
     assert canvas.zoom == pytest.approx(zoom)
 
 
-def test_last_parameters_come_back_in_a_new_window(qtbot, window, photo_file, settings):
+def test_last_parameters_come_back_in_a_new_window(qtbot, window, photo_file, settings, open_with_depth):
     from d2i_desktop.core.generation.engine import Engine
     from d2i_desktop.ui.main_window import MainWindow
     from d2i_desktop.ui.worker import WorkerThread
 
-    open_with_depth(qtbot, window, photo_file)
+    open_with_depth(photo_file)
     set_fast_params(window, prompt="misty pines", seed=321)
     window.params_panel.scheduler.setCurrentText("UniPC")
     generate_and_wait(qtbot, window)
@@ -325,8 +323,8 @@ def test_use_settings_from_an_automatic1111_picture(qtbot, window, third_party_s
     assert window.notice.level == "info" and "realistic_realisticVisionV20_v20" in window.notice.message()
 
 
-def test_use_settings_from_our_own_output(qtbot, window, photo_file, tmp_path):
-    open_with_depth(qtbot, window, photo_file)
+def test_use_settings_from_our_own_output(qtbot, window, photo_file, tmp_path, open_with_depth):
+    open_with_depth(photo_file)
     set_fast_params(window, prompt="tide pools", seed=4242)
     window.params_panel.scheduler.setCurrentText("Heun")
     generate_and_wait(qtbot, window)
@@ -344,8 +342,8 @@ def test_use_settings_from_a_picture_without_them(qtbot, window, photo_file):
     assert window.params_panel.params() == before
 
 
-def test_each_generate_click_queues_exactly_one_run(qtbot, window, photo_file):
-    open_with_depth(qtbot, window, photo_file)
+def test_each_generate_click_queues_exactly_one_run(qtbot, window, photo_file, open_with_depth):
+    open_with_depth(photo_file)
     set_fast_params(window)
     runs = []
     window.worker_thread.worker.sig_result.connect(runs.append)

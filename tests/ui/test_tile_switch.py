@@ -14,24 +14,19 @@ def photo_file(make_photo):
     return make_photo(64, 64, "tiles.png", seed=5)
 
 
-def open_with_depth(qtbot, window, path):
-    with qtbot.waitSignal(window.worker_thread.worker.sig_depth_ready, timeout=30_000):
-        assert window.open_image(path)
-    qtbot.waitUntil(lambda: window.depth is not None and not window.busy, timeout=10_000)
-
-
 def generate_and_wait(qtbot, window):
     previous = window.result
     window.generate()
     qtbot.waitUntil(lambda: window.result is not previous and not window.busy, timeout=60_000)
 
 
-def test_tile_switch_reaches_the_picture_and_comes_back_in_a_new_window(qtbot, window, photo_file, settings):
+def test_tile_switch_reaches_the_picture_and_comes_back_in_a_new_window(qtbot, window, photo_file, settings,
+                                                                        open_with_depth):
     from d2i_desktop.core.generation.engine import Engine
     from d2i_desktop.ui.main_window import MainWindow
     from d2i_desktop.ui.worker import WorkerThread
 
-    open_with_depth(qtbot, window, photo_file)
+    open_with_depth(photo_file)
     window.params_panel.prompt.setPlainText("floor tiles")
     window.params_panel.steps.setValue(2)
     window.params_panel.tile.click()
