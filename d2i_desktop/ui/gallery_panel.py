@@ -18,8 +18,8 @@ from pathlib import Path
 from PySide6.QtCore import QMimeData, QObject, QRunnable, QSize, Qt, QThreadPool, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
-    QAbstractItemView, QCheckBox, QComboBox, QHBoxLayout, QLineEdit, QListWidget, QListWidgetItem, QSizePolicy,
-    QToolButton, QVBoxLayout, QWidget,
+    QAbstractItemView, QCheckBox, QComboBox, QHBoxLayout, QLineEdit, QListWidget, QListWidgetItem, QVBoxLayout,
+    QWidget,
 )
 from send2trash import send2trash
 
@@ -28,6 +28,7 @@ from ..core.history.index import Entry, History
 from ..core.history.record import depth_path_for
 from ..core.history.thumbnails import thumbnail
 from .canvas import to_qimage
+from .panel_button import panel_button
 
 log = logging.getLogger(__name__)
 ENTRY_ID = Qt.ItemDataRole.UserRole
@@ -110,17 +111,17 @@ class GalleryPanel(QWidget):
         self.list.itemSelectionChanged.connect(self._update_buttons)
         self.list.verticalScrollBar().valueChanged.connect(self._scrolled)
         self.list.itemDoubleClicked.connect(lambda item: self.sig_use.emit(self._path(item)))
-        self.use_button = self._button("Use settings", "useSettingsButton",
+        self.use_button = panel_button("Use settings", "useSettingsButton",
                                        "Its settings, input image, depth map and LoRAs back into the window",
                                        lambda: self._with_current(self.sig_use.emit))
-        self.open_button = self._button("Open", "openPictureButton", "Open it in the system's viewer",
+        self.open_button = panel_button("Open", "openPictureButton", "Open it in the system's viewer",
                                         lambda: self._with_current(lambda path: QDesktopServices.openUrl(
                                             QUrl.fromLocalFile(path))))
-        self.favourite_button = self._button("★", "favouriteButton", "Mark or unmark as a favourite",
+        self.favourite_button = panel_button("★", "favouriteButton", "Mark or unmark as a favourite",
                                              self.toggle_favourite)
-        self.delete_button = self._button("Delete", "deletePictureButton", "Move to the trash, with its depth map",
+        self.delete_button = panel_button("Delete", "deletePictureButton", "Move to the trash, with its depth map",
                                           self.delete_selected)
-        self.reproduce_button = self._button("Reproduce", "reproducePictureButton",
+        self.reproduce_button = panel_button("Reproduce", "reproducePictureButton",
                                              "Make it again from its record and say whether it comes out identical",
                                              lambda: self._with_current(self.sig_reproduce.emit))
 
@@ -145,13 +146,6 @@ class GalleryPanel(QWidget):
         layout.addWidget(self.list, 1)
         layout.addLayout(buttons)
         self._update_buttons()
-
-    @staticmethod
-    def _button(text: str, name: str, tip: str, slot) -> QToolButton:
-        button = QToolButton(text=text, objectName=name, toolTip=tip)
-        button.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        button.clicked.connect(slot)
-        return button
 
     # -- the index ------------------------------------------------------------------------
     def _index(self) -> History | None:

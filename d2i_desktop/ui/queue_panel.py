@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QHBoxLayout, QListWidget, QListWidgetItem, QSizePolicy, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
 
 from ..session import Session
+from .panel_button import panel_button
 
 JOB_ID = Qt.ItemDataRole.UserRole
 
@@ -23,13 +24,13 @@ class QueuePanel(QWidget):
         self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.list.setAccessibleName("Queue")
         self.list.currentRowChanged.connect(lambda _row: self._update_buttons())
-        self.up_button = self._button("Up", "queueUpButton", "Run it earlier", lambda: self._move(-1))
-        self.down_button = self._button("Down", "queueDownButton", "Run it later", lambda: self._move(1))
-        self.edit_button = self._button("Edit", "queueEditButton", "Take it out of the queue into the Generate panel",
+        self.up_button = panel_button("Up", "queueUpButton", "Run it earlier", lambda: self._move(-1))
+        self.down_button = panel_button("Down", "queueDownButton", "Run it later", lambda: self._move(1))
+        self.edit_button = panel_button("Edit", "queueEditButton", "Take it out of the queue into the Generate panel",
                                         lambda: self._emit_current(self.sig_edit.emit))
-        self.remove_button = self._button("Remove", "queueRemoveButton", "Take it out of the queue",
+        self.remove_button = panel_button("Remove", "queueRemoveButton", "Take it out of the queue",
                                           lambda: self._emit_current(self.session.take_back))
-        self.cancel_all_button = self._button("Cancel all", "cancelAllButton", "Empty the queue and stop the running job",
+        self.cancel_all_button = panel_button("Cancel all", "cancelAllButton", "Empty the queue and stop the running job",
                                               self.sig_cancel_all.emit)
         buttons = QHBoxLayout()
         for button in (self.up_button, self.down_button, self.edit_button, self.remove_button, self.cancel_all_button):
@@ -40,13 +41,6 @@ class QueuePanel(QWidget):
         layout.addLayout(buttons)
         session.sig_jobs_changed.connect(self.refresh)
         self.refresh()
-
-    @staticmethod
-    def _button(text: str, name: str, tip: str, slot) -> QToolButton:
-        button = QToolButton(text=text, objectName=name, toolTip=tip)
-        button.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        button.clicked.connect(slot)
-        return button
 
     def refresh(self) -> None:
         """Show the running job first (not selectable), then the queue in its order; keep the selected job."""
