@@ -59,6 +59,30 @@ class _MakeThumbnail(QRunnable):
         self.done.sig_ready.emit(self.path, image)
 
 
+class _Synced(QObject):
+    sig_done = Signal(object)
+    """The index is in step with the folders; carries the SyncReport, or the sqlite3 error that stopped it."""
+
+
+class _SyncIndex(QRunnable):
+    """Bring the index in step with the folders on a connection of its own (it stats every indexed file)."""
+
+    def __init__(self, database: Path, folders: list[str], done: _Synced):
+        super().__init__()
+        self.database, self.folders, self.done = database, folders, done
+
+    def run(self) -> None:
+        try:
+            history = History(self.database)
+            try:
+                report = history.sync(self.folders)
+            finally:
+                history.close()
+        except (sqlite3.Error, D2IError) as exc:
+            report = exc
+        self.done.sig_done.emit(report)
+
+
 class GalleryList(QListWidget):
     """Thumbnails that can be dragged out to another application as files."""
 
@@ -88,6 +112,8 @@ class GalleryPanel(QWidget):
         self.pool.setMaxThreadCount(2)
         self.thumbnails = _Thumbnails(self)
         self.thumbnails.sig_ready.connect(self._thumbnail_ready)
+        self.synced = _Synced(self)
+        self.synced.sig_done.connect(self._synced)
 
         self.search = QLineEdit(objectName="gallerySearch", placeholderText="Search prompts…", clearButtonEnabled=True)
         self.search.textChanged.connect(lambda _text: self.refresh(keep=False))
@@ -157,14 +183,16 @@ class GalleryPanel(QWidget):
         return self.history
 
     def sync(self) -> None:
-        """Notice pictures deleted or moved outside the app and index those dropped into the output folder."""
+        """Notice pictures deleted or moved outside the app and index those dropped into the output folder, in the
+        background; the list follows when it is done."""
         history = self._index()
-        if history is None:
-            return
-        try:
-            report = history.sync([folder for folder in self.folders() if Path(folder).is_dir()])
-        except sqlite3.Error as exc:
-            self.sig_message.emit(f"The history index could not be brought up to date: {exc}.", "", "error")
+        if history is not None:
+            folders = [str(folder) for folder in self.folders() if Path(folder).is_dir()]
+            self.pool.start(_SyncIndex(history.path, folders, self.synced))
+
+    def _synced(self, report) -> None:
+        if isinstance(report, Exception):
+            self.sig_message.emit(f"The history index could not be brought up to date: {report}.", "", "error")
             return
         if report.added or report.removed:
             log.info("history sync: %s", report)

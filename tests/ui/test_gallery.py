@@ -127,7 +127,8 @@ def test_pictures_dropped_in_or_deleted_outside_the_app_are_noticed(qtbot, windo
     barn, lake = two_pictures
     lake.unlink()
     dropped = shutil.copy(third_party_samples / "sdparsers_automatic1111_cropped.png", barn.parent / "from-a1111.png")
-    window.gallery_panel.sync()
+    with qtbot.waitSignal(window.gallery_panel.synced.sig_done, timeout=30_000):  # in the background
+        window.gallery_panel.sync()
     assert sorted(shown(window.gallery_panel)) == sorted([str(barn.resolve()), str(dropped.resolve())])
 
 
@@ -175,7 +176,8 @@ def test_reproduce_says_how_far_it_differs_and_what_changed(qtbot, window, two_p
 def test_reproduce_a_picture_made_elsewhere_says_why_not(qtbot, window, two_pictures, third_party_samples):
     barn, _lake = two_pictures
     dropped = shutil.copy(third_party_samples / "sdparsers_automatic1111_cropped.png", barn.parent / "from-a1111.png")
-    window.gallery_panel.sync()
+    with qtbot.waitSignal(window.gallery_panel.synced.sig_done, timeout=30_000):  # in the background
+        window.gallery_panel.sync()
     message = reproduce(qtbot, window, dropped)
     assert "from-a1111.png was not made by this app" in message and window.notice.level == "error"
 
@@ -307,3 +309,17 @@ def test_a_new_picture_a_favourite_or_a_delete_touches_only_that_entry(qtbot, tm
     assert reads == [(0, gallery_module.PAGE)]  # neither read the index again
     history.close()
     gallery.shutdown()
+
+
+def test_bringing_the_index_in_step_runs_off_the_gui_thread(qtbot, window, two_pictures, monkeypatch):
+    import threading
+
+    from d2i_desktop.core.history import index
+
+    threads = []
+    real_sync = index.History.sync
+    monkeypatch.setattr(index.History, "sync", lambda self, folders: threads.append(threading.get_ident())
+                        or real_sync(self, folders))
+    with qtbot.waitSignal(window.gallery_panel.synced.sig_done, timeout=30_000):
+        window.gallery_panel.sync()
+    assert threads and threading.get_ident() not in threads
