@@ -18,10 +18,11 @@ from PySide6.QtWidgets import (
 
 from ..core.depth import maps as depth_maps
 from ..core.models.demo import DEMO_LABEL
-from ..core.generation.batch import find_inputs
+from ..core.generation.batch import BatchItem, plan
 from ..core.generation.engine import GenerationResult, ModelInfo, StepInfo
 from ..core.errors import D2IError
 from ..core.history.foreign import PictureSettings
+from ..core.history.hashes import HashCache
 from ..core.history.record import depth_path_for
 from ..core.files.images import LoadedImage, load_image, prepare_image
 from ..core.files.outputs import save_new_file, save_png
@@ -113,6 +114,7 @@ class MainWindow(QMainWindow):
     sig_request_model = Signal(int, str, bool)
     sig_request_depth = Signal(int, str, object)
     sig_request_generate = Signal(int, object, object, object, object, object)
+    sig_request_repaint_file = Signal(int, object, object, object, object)
     sig_request_performance = Signal(int, object)
     sig_request_mix = Signal(int, object, str)
     sig_request_reproduce = Signal(int, str, str)
@@ -379,6 +381,7 @@ class MainWindow(QMainWindow):
         self.sig_request_model.connect(worker.load_model)
         self.sig_request_depth.connect(worker.estimate_depth)
         self.sig_request_generate.connect(worker.generate)
+        self.sig_request_repaint_file.connect(worker.repaint_file)
         self.sig_request_performance.connect(worker.apply_performance)
         self.sig_request_mix.connect(worker.export_mix)
         self.sig_request_reproduce.connect(worker.reproduce)
@@ -806,35 +809,29 @@ class MainWindow(QMainWindow):
 
     def repaint_folder(self, folder: str | Path) -> int:
         """Queue one generation per image of `folder` with the Generate panel's settings, as `d2i batch` does: the
-        depth map beside an image (NAME.depth.png or .npy) is used for it, else one is estimated. Images or depth
-        maps that cannot be read are named in one notice and skipped. Gives the number of jobs queued."""
+        depth map beside an image (NAME.depth.png or .npy) is used for it, else one is estimated. Images whose
+        pictures the output folder already holds are skipped. Each job reads its files when it starts; one that
+        cannot be read fails alone. Gives the number of jobs queued."""
         if self.model is None:
             self.notice.show_message("No model is loaded yet.", "Wait for the model to load, or choose one in the Model menu.")
             return 0
-        items = self.attempt(find_inputs, Path(folder))
-        params = None if items is None else self.attempt(lambda: replace(
+        split = self.attempt(plan, Path(folder), self.output_dir(), HashCache())
+        params = None if split is None else self.attempt(lambda: replace(
             self.params_panel.params(), loras=self.library_panel.selected_loras()).validated())
         if params is None:
             return 0
         self.settings.setValue("params/last", params.to_json())
-        skipped = []
-        for item in items:
-            try:
-                loaded = load_image(item.image)
-                depth = None if item.depth is None else depth_maps.load_depth(
-                    item.depth, loaded.image.size, self.depth_tools.bright_is_near())[0]
-            except D2IError as exc:
-                skipped.append((item.image.name, exc.message))
-                continue
+        todo, done = split
+        for item in todo:
             self.session.enqueue(f"{item.image.name} · {job_text(params)}",
-                                 (params, loaded.image, depth, Output(self.output_dir(), str(item.image)), None))
-        queued = len(items) - len(skipped)
-        if skipped:
-            self.notice.show_message(f"Skipped {len(skipped)} image(s) that cannot be opened: "
-                                     f"{', '.join(name for name, _why in skipped)}.", skipped[0][1], "warning")
-        self.statusBar().showMessage(f"Queued {queued} image(s) of {Path(folder).name}.", 8000)
+                                 (params, item, self.depth_tools.bright_is_near(),
+                                  Output(self.output_dir(), str(item.image))))
+        if done:
+            self.notice.show_message(f"Skipped {len(done)} image(s) of {Path(folder).name} already done in "
+                                     f"{self.output_dir()}.", "Choose another output folder to make them again.", "info")
+        self.statusBar().showMessage(f"Queued {len(todo)} image(s) of {Path(folder).name}.", 8000)
         self._dispatch()
-        return queued
+        return len(todo)
 
     def _dispatch(self) -> None:
         """Send the first queued generation to the worker if it is free."""
@@ -844,7 +841,8 @@ class MainWindow(QMainWindow):
         params = job.request[0]
         self.progress.setRange(0, params.denoising_steps)
         self._reset_progress("Starting…")
-        self.sig_request_generate.emit(job.id, *job.request)
+        request = self.sig_request_repaint_file if isinstance(job.request[1], BatchItem) else self.sig_request_generate
+        request.emit(job.id, *job.request)
 
     def edit_queued(self, job_id: int) -> None:
         """Take a queued job out of the queue and put its settings into the Generate panel."""

@@ -19,6 +19,9 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from ..core.speed.acceleration import PerformanceSettings
 from ..core.models.demo import make_demo_model
+from ..core.depth.maps import load_depth
+from ..core.files.images import load_image
+from ..core.generation.batch import BatchItem
 from ..core.generation.engine import Engine, GenerationResult, ModelInfo, StepInfo
 from ..core.errors import Cancelled, D2IError
 from ..core.history.index import History
@@ -98,26 +101,38 @@ class Worker(QObject):
     def generate(self, job_id: int, params: GenerationParams, image: Image.Image, depth: np.ndarray | None,
                  output: Output, mask: np.ndarray | None) -> None:
         """`mask`: the 8-bit levels of the region to repaint (kept beside the pictures), None for all of it."""
+        self._run(job_id, "Generating…", lambda: self._generate(job_id, params, image, depth, output, mask))
+
+    @Slot(int, object, object, object, object)
+    def repaint_file(self, job_id: int, params: GenerationParams, item: BatchItem, bright_is_near: bool | None,
+                     output: Output) -> None:
+        """Read `item`'s image and the depth map beside it (estimated when there is none), then generate."""
         def job():
-            # Generation uses exactly the 16-bit map kept beside the pictures, as `d2i generate` does.
-            levels = depth_levels(self.engine.estimate_depth(image, self.cancel_event) if depth is None else depth)
-            result: GenerationResult = self.engine.generate(
-                params, image, levels_to_depth(levels), on_step=self.sig_step.emit, cancel=self.cancel_event,
-                preview_interval=PREVIEW_INTERVAL, mask=None if mask is None else levels_to_mask(mask))
-            self.sig_result.emit(result)
-            first = next_number(output.folder)
-            targets = [output.folder / f"{first + index:05d}-{seed}.png" for index, seed in enumerate(result.seeds)]
-            saved = save_result(self.engine, result, output.input_path, image, levels, targets, mask_levels=mask)
-            try:
-                history = History()
-                try:
-                    for path, record in saved:
-                        history.add(path, record)
-                finally:
-                    history.close()
-            finally:  # written, even when the index failed
-                self.sig_saved.emit(job_id, [path for path, _record in saved])
+            image = load_image(item.image).image
+            depth = None if item.depth is None else load_depth(item.depth, image.size, bright_is_near)[0]
+            self._generate(job_id, params, image, depth, output, None)
         self._run(job_id, "Generating…", job)
+
+    def _generate(self, job_id: int, params: GenerationParams, image: Image.Image, depth: np.ndarray | None,
+                  output: Output, mask: np.ndarray | None) -> None:
+        # Generation uses exactly the 16-bit map kept beside the pictures, as `d2i generate` does.
+        levels = depth_levels(self.engine.estimate_depth(image, self.cancel_event) if depth is None else depth)
+        result: GenerationResult = self.engine.generate(
+            params, image, levels_to_depth(levels), on_step=self.sig_step.emit, cancel=self.cancel_event,
+            preview_interval=PREVIEW_INTERVAL, mask=None if mask is None else levels_to_mask(mask))
+        self.sig_result.emit(result)
+        first = next_number(output.folder)
+        targets = [output.folder / f"{first + index:05d}-{seed}.png" for index, seed in enumerate(result.seeds)]
+        saved = save_result(self.engine, result, output.input_path, image, levels, targets, mask_levels=mask)
+        try:
+            history = History()
+            try:
+                for path, record in saved:
+                    history.add(path, record)
+            finally:
+                history.close()
+        finally:  # written, even when the index failed
+            self.sig_saved.emit(job_id, [path for path, _record in saved])
 
     @Slot(int, object)
     def apply_performance(self, job_id: int, settings: PerformanceSettings) -> None:

@@ -1,5 +1,6 @@
 """The queue with qtbot: batch counts, jobs waiting behind a running one, reorder, edit, remove, cancel, quit."""
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -8,8 +9,10 @@ from PIL import Image
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
+from d2i_desktop.core.generation.batch import BatchItem
 from d2i_desktop.core.history.index import History
 from d2i_desktop.core.history.record import depth_path_for, read_depth_levels, read_record
+from d2i_desktop.ui import worker as worker_module
 
 
 @pytest.fixture
@@ -114,18 +117,24 @@ def test_repaint_a_folder_queues_one_job_per_image_with_the_depth_map_beside_it(
         make_photo(64, 64, name, seed=seed).rename(folder / name)
     supplied = np.tile(np.linspace(0, 65535, 64).round().astype(np.uint16), (64, 1))  # near on the right
     Image.fromarray(supplied).save(folder / "bridge.depth.png")
-    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG")
+    (folder / "b-broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG")
     settings(window, "rainy street", seed=5)
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *args, **kwargs: str(folder))
-    saved = []
+    threads, real = [], worker_module.load_image
+    monkeypatch.setattr(worker_module, "load_image",
+                        lambda path: threads.append(threading.get_ident()) or real(path))
+    saved, failed = [], []
     window.worker_thread.worker.sig_saved.connect(lambda _job_id, paths: saved.extend(paths))
+    window.worker_thread.worker.sig_failed.connect(lambda message, _hint: failed.append(message))
 
     window.findChild(type(window.open_action), "repaintFolderAction").trigger()
     queued = [window.queue_panel.list.item(row).text() for row in range(window.queue_panel.list.count())]
-    assert queued == ["bridge.png · seed 5 · “rainy street”"]  # alley.png went to the worker at once
-    assert window.notice.isVisible() and "broken.jpg" in window.notice.text.text()
-    assert "alley.png" not in window.notice.text.text() and "bridge.png" not in window.notice.text.text()
+    assert queued == ["b-broken.jpg · seed 5 · “rainy street”", "bridge.png · seed 5 · “rainy street”"]
+    assert [job.request[1] for job in window.session.queue] == [  # file paths only, read when the job starts
+        BatchItem(folder / "b-broken.jpg", None), BatchItem(folder / "bridge.png", folder / "bridge.depth.png")]
     qtbot.waitUntil(lambda: len(saved) == 2 and not window.busy, timeout=90_000)
+    assert failed == ["b-broken.jpg is damaged or incomplete: its pixels could not be decoded."]  # alone; the next ran
+    assert len(threads) == 3 and threading.get_ident() not in threads
 
     records = {Path(read_record(path)["input"]["path"]).name: path for path in saved}
     assert sorted(records) == ["alley.png", "bridge.png"]
@@ -135,3 +144,8 @@ def test_repaint_a_folder_queues_one_job_per_image_with_the_depth_map_beside_it(
     assert sorted(entry.path for entry in history.search("rainy street")) == sorted(str(path.resolve()) for path in saved)
     history.close()
     assert len(window.gallery_panel.list.findItems("5", Qt.MatchFlag.MatchExactly)) == 2
+
+    assert window.repaint_folder(folder) == 1  # again: what is done is skipped, as `d2i batch` resumes
+    assert "Skipped 2 image(s) of to-repaint already done" in window.notice.message()
+    qtbot.waitUntil(lambda: not window.busy and not window.session.queue, timeout=60_000)
+    assert len(saved) == 2
