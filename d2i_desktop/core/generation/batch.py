@@ -22,6 +22,7 @@ from typing import Callable, Iterable
 
 from ..errors import D2IError
 from ..history.hashes import HashCache
+from ..paths import is_frozen
 from ..history.record import DEPTH_SUFFIX, depth_levels, levels_to_depth, read_record, save_result
 from ..files.images import LoadedImage, load_image
 from .params import GenerationParams
@@ -176,7 +177,8 @@ def ray_results(address: str, actors: int | None, runner_args: tuple, todo: list
         import ray
         from ray.util import ActorPool
     except ImportError as exc:
-        raise BatchError("Ray is not installed.", "Install it with: pip install 'd2i-desktop[ray]'.") from exc
+        raise BatchError("Ray is not installed" + (" in the installed app." if is_frozen() else "."),
+                         "Spread a batch over a cluster from a Python install: pip install 'd2i-desktop[ray]'.") from exc
     started_here = not ray.is_initialized()
     if started_here:
         try:
