@@ -1,5 +1,5 @@
-"""The window's state without widgets: the current image, its depth map with the undo history, the results,
-and the jobs sent to the worker, each with an id.
+"""The window's state without widgets: the current image, its depth map and its repaint mask, each with an undo
+history, the results, and the jobs sent to the worker, each with an id.
 
 Only QtCore is used (signals tell the panels what changed); no widget or GUI class is imported, so the state
 is tested without a window and outlives any layout of panels.
@@ -21,8 +21,8 @@ from .core.generation.engine import GenerationResult, ModelInfo, image_key
 from .core.files.images import LoadedImage
 
 
-class DepthHistory:
-    """Undo and redo of edits already made to a map: each step is a Patch with its name."""
+class EditHistory:
+    """Undo and redo of edits already made to an array (a depth map or a mask): each step is a Patch with its name."""
 
     def __init__(self):
         self._done: list[tuple[Patch, str]] = []
@@ -77,7 +77,7 @@ class DepthDocument(QObject):
         self.estimate: np.ndarray | None = None
         self.estimate_key = ""
         self.brush = Brush()
-        self.history = DepthHistory()
+        self.history = EditHistory()
         self._stroke: Stroke | None = None
 
     def clear(self) -> None:
@@ -194,6 +194,8 @@ class Session(QObject):
     """A model finished loading, or loading one began (model is None meanwhile)."""
     sig_jobs_changed = Signal()
     """A job was asked for, queued, moved, started or ended."""
+    sig_mask_changed = Signal()
+    """The mask changed by an undoable step, or by its undo or redo."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -203,6 +205,7 @@ class Session(QObject):
         self.image_key = ""
         self.depth = DepthDocument(self)
         self.mask: np.ndarray | None = None  # the region to repaint: float32 (H, W), 1 = repaint; None: all of it
+        self.mask_history = EditHistory()
         self.result: GenerationResult | None = None
         self.result_index = 0
         self.result_paths: list[Path] = []  # where the result's pictures were written, once they are
@@ -219,6 +222,7 @@ class Session(QObject):
         self.result, self.result_index, self.result_paths = None, 0, []
         self.depth.clear()
         self.mask = None
+        self.mask_history.clear()
         self.sig_image_changed.emit()
 
     def set_result(self, result: GenerationResult) -> None:
@@ -253,6 +257,44 @@ class Session(QObject):
 
     def can_generate(self) -> bool:
         return self.model is not None and self.image is not None
+
+    # -- mask --------------------------------------------------------------------------------
+    def mask_to_paint(self) -> np.ndarray | None:
+        """The mask, made empty at the image's size when there is none; None without an image."""
+        if self.mask is None and self.image is not None:
+            width, height = self.image.image.size
+            self.mask = np.zeros((height, width), dtype=np.float32)
+        return self.mask
+
+    def set_mask(self, mask: np.ndarray | None, text: str) -> None:
+        """Make `mask` the mask (None: no mask) as one undoable step; an image must be open."""
+        before = self.mask_to_paint().copy()
+        after = np.zeros_like(before) if mask is None else np.asarray(mask, dtype=np.float32)
+        self.mask = None if mask is None else after
+        self._push_mask(Patch((0, 0, *before.shape), before, after.copy()), text)
+
+    def record_mask(self, before: np.ndarray, text: str) -> None:
+        """Record what was painted on the mask in place since `before` (a copy of it) as one undoable step."""
+        changed = before != self.mask
+        rows, columns = np.flatnonzero(changed.any(axis=1)), np.flatnonzero(changed.any(axis=0))
+        if rows.size:
+            box = (int(rows[0]), int(columns[0]), int(rows[-1]) + 1, int(columns[-1]) + 1)
+            area = slice(box[0], box[2]), slice(box[1], box[3])
+            self._push_mask(Patch(box, before[area].copy(), self.mask[area].copy()), text)
+
+    def _push_mask(self, patch: Patch, text: str) -> None:
+        self.mask_history.push(patch, text)
+        self.sig_mask_changed.emit()
+
+    def undo_mask(self) -> None:
+        if (patch := self.mask_history.take_undo()) is not None:
+            patch.undo(self.mask_to_paint())
+            self.sig_mask_changed.emit()
+
+    def redo_mask(self) -> None:
+        if (patch := self.mask_history.take_redo()) is not None:
+            patch.redo(self.mask_to_paint())
+            self.sig_mask_changed.emit()
 
     # -- jobs --------------------------------------------------------------------------------
     @property

@@ -46,6 +46,27 @@ def test_depth_edits_undo_and_redo_with_their_names():
     assert depth.history.redo_text() == ""
 
 
+def test_a_mask_stroke_is_recorded_as_the_box_it_changed_and_clear_undoes_back_to_the_mask():
+    session = Session()
+    session.open_image(photo(), "a.png")
+    mask = session.mask_to_paint()
+    before = mask.copy()
+    mask[10:20, 30:35] = 1
+    session.record_mask(before, "Mask brush")
+    session.record_mask(mask.copy(), "Mask brush")  # nothing painted: no step
+    assert session.mask_history.count() == 1 and session.mask_history.take_undo().box == (10, 30, 20, 35)
+    session.mask_history.take_redo()
+    painted = mask.copy()
+    session.set_mask(None, "Clear mask")
+    assert session.mask is None
+    session.undo_mask()
+    np.testing.assert_array_equal(session.mask, painted)
+    session.undo_mask()
+    assert not session.mask.any() and session.mask_history.undo_text() == ""
+    session.open_image(photo(1), "b.png")
+    assert session.mask is None and session.mask_history.redo_text() == ""
+
+
 def test_jobs_keep_the_session_busy_until_the_last_one_ends():
     session = Session()
     changes = []

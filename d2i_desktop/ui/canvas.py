@@ -83,6 +83,8 @@ class Canvas(QWidget):
     """With the mask tool, the mouse moved while pressed; carries the point in image pixels."""
     sig_mask_released = Signal()
     """With the mask tool, the left button came up."""
+    sig_tool_changed = Signal(str)
+    """Another tool (TOOL_PAN, TOOL_BRUSH, TOOL_PICK or TOOL_MASK) took the canvas."""
     sig_view_mode_changed = Signal(str)
     """The canvas shows another view (one of VIEW_MODES), chosen by the user or by a new picture."""
 
@@ -240,6 +242,7 @@ class Canvas(QWidget):
         self.tool = tool
         self._update_cursor()
         self.update()
+        self.sig_tool_changed.emit(tool)
 
     def set_brush_size(self, size: float) -> None:
         self.brush_size = size

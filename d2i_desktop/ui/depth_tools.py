@@ -12,8 +12,8 @@ from PySide6.QtWidgets import (
 
 from ..core.depth import edit as depth_edit
 from ..core.errors import D2IError
-from ..session import DepthDocument
-from .canvas import TOOL_BRUSH, TOOL_PAN, TOOL_PICK, Canvas
+from ..session import DepthDocument, EditHistory
+from .canvas import TOOL_BRUSH, TOOL_MASK, TOOL_PAN, TOOL_PICK, Canvas
 from .parallax_view import ParallaxView
 
 BRIGHT_MEANS = {"Bright = near": True, "Bright = far": False, "Guess from the file": None}
@@ -22,6 +22,35 @@ TOOLS = (("Hand", TOOL_PAN, "Pan the view (H)", "H"), ("Raise", "raise", "Bring 
          ("Flatten", "flatten", "Pull depth towards the picked depth (F)", "F"),
          ("Smooth", "smooth", "Smooth away bumps (S)", "S"),
          ("Pick", TOOL_PICK, "Pick the depth to flatten to (I, or Alt+click with any brush)", "I"))
+
+
+def history_actions(parent: QWidget, what: str, undo, redo) -> tuple[QAction, QAction]:
+    """Undo and Redo of `what`'s edits ("depth", "mask"), with the usual keys; disabled until there is an edit."""
+    undo_action = QAction(f"Undo {what} edit", parent, objectName=f"undo{what.capitalize()}Action", enabled=False,
+                          shortcut=QKeySequence.StandardKey.Undo)
+    redo_action = QAction(f"Redo {what} edit", parent, objectName=f"redo{what.capitalize()}Action", enabled=False)
+    redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+    undo_action.triggered.connect(undo)
+    redo_action.triggered.connect(redo)
+    return undo_action, redo_action
+
+
+def size_keys(parent: QWidget, shrink, grow) -> list[QAction]:
+    """The [ and ] keys that shrink and grow a brush, as actions of `parent`."""
+    actions = []
+    for key, slot in (("[", shrink), ("]", grow)):
+        action = QAction(parent, shortcut=QKeySequence(key))
+        action.triggered.connect(slot)  # bound methods, not lambdas: no reference cycles through Qt
+        parent.addAction(action)
+        actions.append(action)
+    return actions
+
+
+def show_history(undo_action: QAction, redo_action: QAction, history: EditHistory, what: str) -> None:
+    """Name in the actions what Undo and Redo would do, and enable them only when there is something to do."""
+    for action, verb, text in ((undo_action, "Undo", history.undo_text()), (redo_action, "Redo", history.redo_text())):
+        action.setEnabled(bool(text))
+        action.setText(f"{verb} {text.lower() or what + ' edit'}")
 
 
 def _slider(name: str, low: int, high: int, value: int, tip: str) -> QSlider:
@@ -53,6 +82,7 @@ class DepthToolsPanel(QWidget):
         canvas.sig_stroke_moved.connect(editor.continue_stroke)
         canvas.sig_stroke_finished.connect(editor.end_stroke)
         canvas.sig_depth_picked.connect(editor.pick)
+        canvas.sig_tool_changed.connect(self._canvas_tool_changed)
         editor.sig_painting.connect(canvas.paint_depth_box)
         editor.sig_changed.connect(self._on_changed)
         editor.sig_picked.connect(self._on_picked)
@@ -61,12 +91,7 @@ class DepthToolsPanel(QWidget):
 
     # -- construction ------------------------------------------------------------------
     def _build_actions(self) -> None:
-        self.undo_action = QAction("Undo depth edit", self, objectName="undoDepthAction", enabled=False,
-                                   shortcut=QKeySequence.StandardKey.Undo)
-        self.redo_action = QAction("Redo depth edit", self, objectName="redoDepthAction", enabled=False)
-        self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
-        self.undo_action.triggered.connect(self.editor.undo)
-        self.redo_action.triggered.connect(self.editor.redo)
+        self.undo_action, self.redo_action = history_actions(self, "depth", self.editor.undo, self.editor.redo)
         self.tool_group = QActionGroup(self)
         for label, tool, tip, key in TOOLS:
             action = QAction(label, self.tool_group, checkable=True, toolTip=tip, objectName=f"tool{label}Action",
@@ -74,10 +99,7 @@ class DepthToolsPanel(QWidget):
             action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
         self.tool_group.actions()[0].setChecked(True)
         self.tool_group.triggered.connect(self._tool_chosen)
-        for key, slot in (("[", self._shrink_brush), ("]", self._grow_brush)):
-            resize = QAction(self, shortcut=QKeySequence(key))
-            resize.triggered.connect(slot)  # bound methods, not lambdas: no reference cycles through Qt
-            self.addAction(resize)
+        self.resize_actions = size_keys(self, self._shrink_brush, self._grow_brush)
 
     def _brush_box(self) -> QGroupBox:
         box = QGroupBox("Paint depth")
@@ -183,6 +205,21 @@ class DepthToolsPanel(QWidget):
         else:
             self.canvas.set_tool(tool)
 
+    def _canvas_tool_changed(self, tool: str) -> None:
+        """While the mask tool has the canvas, no depth tool is pressed and Undo, Redo, [ and ] are the mask's."""
+        mask = tool == TOOL_MASK
+        for action in (self.undo_action, self.redo_action):
+            action.setVisible(not mask)
+        for action in self.resize_actions:
+            action.setEnabled(not mask)
+        if mask and (pressed := self.tool_group.checkedAction()) is not None:
+            policy = QActionGroup.ExclusionPolicy
+            self.tool_group.setExclusionPolicy(policy.ExclusiveOptional)  # Exclusive keeps one action pressed
+            pressed.setChecked(False)
+            self.tool_group.setExclusionPolicy(policy.Exclusive)
+        elif tool == TOOL_PAN:
+            self.tool_group.actions()[0].setChecked(True)
+
     def _brush_settings_changed(self) -> None:
         size, strength, hardness = (self.size_slider.value(), self.strength_slider.value() / 100,
                                     self.hardness_slider.value() / 100)
@@ -193,11 +230,7 @@ class DepthToolsPanel(QWidget):
         self.hardness_label.setText(f"{hardness:.0%}")
 
     def _on_history_changed(self) -> None:
-        history = self.editor.history
-        for action, verb, text in ((self.undo_action, "Undo", history.undo_text()),
-                                   (self.redo_action, "Redo", history.redo_text())):
-            action.setEnabled(bool(text))
-            action.setText(f"{verb} {text.lower() or 'depth edit'}")
+        show_history(self.undo_action, self.redo_action, self.editor.history, "depth")
 
     def _grow_brush(self) -> None:
         size = self.size_slider.value()

@@ -290,11 +290,11 @@ class MainWindow(QMainWindow):
         add(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit, icon=("application-exit",
                                                                                    style.SP_DialogCloseButton))
 
-        edit_menu = self.menuBar().addMenu("&Edit")
-        self.depth_tools.undo_action.setIcon(standard_icon("edit-undo", style.SP_ArrowBack))
-        self.depth_tools.redo_action.setIcon(standard_icon("edit-redo", style.SP_ArrowForward))
-        edit_menu.addAction(self.depth_tools.undo_action)
-        edit_menu.addAction(self.depth_tools.redo_action)
+        edit_menu = self.menuBar().addMenu("&Edit")  # Undo and Redo: the mask's while a mask tool is active
+        for panel in (self.depth_tools, self.mask_panel):
+            panel.undo_action.setIcon(standard_icon("edit-undo", style.SP_ArrowBack))
+            panel.redo_action.setIcon(standard_icon("edit-redo", style.SP_ArrowForward))
+            edit_menu.addActions([panel.undo_action, panel.redo_action])
         edit_menu.addSeparator()
         add(edit_menu, "Se&ttings…", self.show_settings_dialog, "Ctrl+,", "settingsAction",
             ("preferences-system", style.SP_FileDialogDetailedView))
@@ -485,7 +485,7 @@ class MainWindow(QMainWindow):
                 if keys:
                     rows.append((menu_action.text().replace("&", ""), keys, act.text().replace("&", "")))
         rows.append(("Canvas", "Tab", "Canvas only (hide the panels)"))
-        rows.append(("Depth tools", "[  ]", "Smaller or larger brush"))
+        rows.append(("Depth tools, Mask", "[  ]", "Smaller or larger brush"))
         rows += [("Canvas", mouse, does) for mouse, does in MOUSE_HELP]
         return rows
 

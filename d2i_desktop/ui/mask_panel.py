@@ -1,5 +1,6 @@
 """The mask panel: paint the region to repaint on the canvas (brush, eraser, rectangle), invert, clear, feather,
-and save or load it as a PNG. The mask lives in the session; generation takes it feathered, as 8-bit levels."""
+and save or load it as a PNG; each change is undoable. The mask and its undo history live in the session;
+generation takes the mask feathered, as 8-bit levels."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Signal
 from PySide6.QtWidgets import (
-    QButtonGroup, QFileDialog, QFormLayout, QGridLayout, QLabel, QPushButton, QSpinBox, QWidget,
+    QButtonGroup, QFileDialog, QFormLayout, QGridLayout, QHBoxLayout, QLabel, QPushButton, QSpinBox, QToolButton,
+    QWidget,
 )
 
 from ..core.errors import D2IError
 from ..core.generation.masks import feather, load_mask, mask_levels, save_mask
 from ..session import Session
 from .canvas import TOOL_MASK, TOOL_PAN, Canvas
+from .depth_tools import history_actions, show_history, size_keys
 
 MODE_BRUSH, MODE_ERASE, MODE_RECT = "brush", "erase", "rect"
 MODES = (("Brush", MODE_BRUSH, "Paint the region to repaint"), ("Eraser", MODE_ERASE, "Take a part out of the region"),
@@ -51,15 +54,18 @@ class MaskPanel(QWidget):
         self.session, self.canvas = session, canvas
         self.mode = MODE_BRUSH
         self._last: QPointF | None = None  # the previous point of a stroke, or a rectangle's first corner
+        self._before: np.ndarray | None = None  # the mask as it was when the stroke in progress began
+        self.undo_action, self.redo_action = history_actions(self, "mask", self.undo, self.redo)
+        self.resize_actions = size_keys(self, self._shrink_brush, self._grow_brush)
 
         self.modes = QButtonGroup(self)
         self.modes.setExclusive(False)  # all unchecked means the canvas pans
         tools = QGridLayout()
-        for column, (label, mode, tip) in enumerate(MODES):
+        for column, (label, _mode, tip) in enumerate(MODES):
             button = QPushButton(label, checkable=True, toolTip=tip, objectName=f"mask{label}Button")
-            self.modes.addButton(button)
+            self.modes.addButton(button, column)
             tools.addWidget(button, 0, column)
-            button.toggled.connect(lambda on, mode=mode: self._mode_toggled(mode, on))
+        self.modes.buttonToggled.connect(self._mode_toggled)
         self.invert_button = QPushButton("Invert", objectName="maskInvertButton", toolTip="Repaint the rest instead")
         self.clear_button = QPushButton("Clear", objectName="maskClearButton", toolTip="No mask: repaint all of it")
         self.load_button = QPushButton("Load…", objectName="maskLoadButton", toolTip="A PNG mask: white = repaint")
@@ -72,7 +78,7 @@ class MaskPanel(QWidget):
         self.load_button.clicked.connect(self.load_dialog)
         self.save_button.clicked.connect(self.save_dialog)
         self.size = QSpinBox(objectName="maskSizeSpin", minimum=1, maximum=1024, value=48, suffix=" px",
-                             toolTip="Brush and eraser diameter, in image pixels")
+                             toolTip="Brush and eraser diameter, in image pixels ([ and ] change it)")
         self.size.valueChanged.connect(lambda value: self.canvas.set_brush_size(float(value)))
         self.feather = QSpinBox(objectName="maskFeatherSpin", minimum=0, maximum=MAX_FEATHER, value=4, suffix=" px",
                                 toolTip="Soften the mask's edge over this many pixels on each side")
@@ -83,11 +89,20 @@ class MaskPanel(QWidget):
         form.addRow("Brush size", self.size)
         form.addRow("Feather", self.feather)
         form.addRow(self.status)
+        history = QHBoxLayout()
+        for action in (self.undo_action, self.redo_action):
+            button = QToolButton()  # the icon; the action's text (what it undoes) is its tooltip
+            button.setDefaultAction(action)
+            history.addWidget(button, 1)
+        form.addRow(history)
+        self._canvas_tool_changed(canvas.tool)  # Undo, Redo, [ and ] are the depth map's until a mask tool is chosen
 
         canvas.sig_mask_pressed.connect(self._pressed)
         canvas.sig_mask_dragged.connect(self._dragged)
         canvas.sig_mask_released.connect(self._released)
+        canvas.sig_tool_changed.connect(self._canvas_tool_changed)
         session.sig_image_changed.connect(self._show)
+        session.sig_mask_changed.connect(self._show)
         self._show()
 
     # -- the mask ----------------------------------------------------------------------
@@ -98,15 +113,6 @@ class MaskPanel(QWidget):
             return None
         return mask_levels(feather(mask, self.feather.value()))
 
-    def _mask(self) -> np.ndarray | None:
-        """The session's mask, made empty at the image's size on first use."""
-        if self.session.image is None:
-            return None
-        if self.session.mask is None:
-            width, height = self.session.image.image.size
-            self.session.mask = np.zeros((height, width), dtype=np.float32)
-        return self.session.mask
-
     def _show(self) -> None:
         mask = self.session.mask
         has = mask is not None and bool(mask.any())
@@ -116,33 +122,59 @@ class MaskPanel(QWidget):
         share = f"{mask.mean():.0%}" if has else ""
         self.status.setText(f"Only the red region ({share} of the picture) is repainted." if has
                             else "No mask: all of the picture is repainted.")
+        show_history(self.undo_action, self.redo_action, self.session.mask_history, "mask")
 
     def invert(self) -> None:
         if self.session.mask is not None:
-            self.session.mask = 1 - self.session.mask
-            self._show()
+            self.session.set_mask(1 - self.session.mask, "Invert mask")
 
     def clear(self) -> None:
-        self.session.mask = None
-        self._show()
+        if self.session.mask is not None:
+            self.session.set_mask(None, "Clear mask")
+
+    def undo(self) -> None:
+        if self._before is None:  # never under a stroke
+            self.session.undo_mask()
+
+    def redo(self) -> None:
+        if self._before is None:
+            self.session.redo_mask()
 
     # -- painting ----------------------------------------------------------------------
-    def _mode_toggled(self, mode: str, on: bool) -> None:
+    def _mode_toggled(self, toggled: QPushButton, on: bool) -> None:
         if on:
             for button in self.modes.buttons():
-                if button is not self.sender() and button.isChecked():
+                if button is not toggled and button.isChecked():
                     button.setChecked(False)
-            self.mode = mode
+            self.mode = MODES[self.modes.id(toggled)][1]
             self.canvas.set_brush_size(float(self.size.value()))
             self.canvas.set_tool(TOOL_MASK)
         elif not any(button.isChecked() for button in self.modes.buttons()) and self.canvas.tool == TOOL_MASK:
             self.canvas.set_tool(TOOL_PAN)
 
+    def _canvas_tool_changed(self, tool: str) -> None:
+        """Undo, Redo, [ and ] are the mask's while a mask tool has the canvas; another tool un-presses them all."""
+        mask = tool == TOOL_MASK
+        for action in (self.undo_action, self.redo_action):
+            action.setVisible(mask)
+        for action in self.resize_actions:
+            action.setEnabled(mask and self.mode != MODE_RECT)
+        if not mask:
+            for button in self.modes.buttons():
+                button.setChecked(False)
+
+    def _grow_brush(self) -> None:
+        size = self.size.value()
+        self.size.setValue(max(int(size * 1.25), size + 1))
+
+    def _shrink_brush(self) -> None:
+        self.size.setValue(int(self.size.value() * 0.8))
+
     def _pressed(self, point: QPointF) -> None:
-        mask = self._mask()
+        mask = self.session.mask_to_paint()
         if mask is None:
             return
-        self._last = point
+        self._before, self._last = mask.copy(), point
         self._dragged(point)
 
     def _dragged(self, point: QPointF) -> None:
@@ -157,11 +189,15 @@ class MaskPanel(QWidget):
         self.canvas.set_mask(mask)
 
     def _released(self) -> None:
-        rect, self.canvas.mask_rect = self.canvas.mask_rect, None
-        if rect is not None and self.session.mask is not None:
+        rect, before = self.canvas.mask_rect, self._before
+        self.canvas.set_mask_rect(None)
+        self._last = self._before = None
+        if before is None:
+            return
+        if rect is not None:
             self.session.mask[int(rect.top()):int(rect.bottom()), int(rect.left()):int(rect.right())] = 1.0
-        self._last = None
-        self._show()
+        label = next(label for label, mode, _tip in MODES if mode == self.mode)
+        self.session.record_mask(before, f"Mask {label.lower()}")
 
     # -- files -------------------------------------------------------------------------
     def load_file(self, path: str | Path) -> bool:
@@ -174,8 +210,7 @@ class MaskPanel(QWidget):
         except D2IError as error:
             self.sig_message.emit(error.message, error.hint, "error")
             return False
-        self.session.mask = mask
-        self._show()
+        self.session.set_mask(mask, f"Load mask {Path(path).name}")
         if notes:
             self.sig_message.emit(f"Loaded the mask {Path(path).name}.", " ".join(notes), "info")
         return True

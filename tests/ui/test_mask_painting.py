@@ -4,9 +4,11 @@ import numpy as np
 import pytest
 from PIL import Image
 from PySide6.QtCore import QPoint, Qt
+from PySide6.QtWidgets import QPushButton, QToolButton
 
 from d2i_desktop.core.history.record import mask_path_for, read_mask_levels
 from d2i_desktop.core.generation.masks import save_mask
+from d2i_desktop.ui.canvas import TOOL_BRUSH, TOOL_MASK, TOOL_PAN
 
 WIDTH, HEIGHT = 80, 64
 
@@ -29,6 +31,19 @@ def on_canvas(window, x, y) -> QPoint:
     """The widget point over image pixel (x, y) of the input panel."""
     canvas = window.canvas
     return QPoint(round(canvas.offset.x() + (x + 0.5) * canvas.zoom), round(canvas.offset.y() + (y + 0.5) * canvas.zoom))
+
+
+def press(qtbot, window, name):
+    qtbot.mouseClick(window.findChild(QPushButton, name), Qt.MouseButton.LeftButton)
+
+
+def keys(qtbot, window, key, modifiers=Qt.KeyboardModifier.NoModifier):
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=2000)
+    qtbot.keyClick(window.canvas, key, modifiers)
+
+
+CTRL, SHIFT = Qt.KeyboardModifier.ControlModifier, Qt.KeyboardModifier.ShiftModifier
 
 
 def drag(qtbot, window, points):
@@ -111,3 +126,121 @@ def test_masks_save_and_load_as_png_and_bad_ones_get_a_notice(opened, tmp_path):
     assert not panel.load_file(tmp_path / "black.png")
     assert window.notice.level == "error" and "empty mask" in window.notice.message()
     assert window.session.mask.shape == (HEIGHT, WIDTH)  # the previous mask stays
+
+
+def test_mask_strokes_invert_clear_and_load_undo_and_redo_with_the_keys(qtbot, opened, photo_file, tmp_path):
+    window, panel = opened, opened.mask_panel
+    loaded = np.zeros((HEIGHT, WIDTH), dtype=np.float32)
+    loaded[:, : WIDTH // 4] = 1
+    save_mask(loaded, tmp_path / "quarter.png")
+    panel.size.setValue(8)
+    press(qtbot, window, "maskBrushButton")
+    states = [np.zeros((HEIGHT, WIDTH), dtype=np.float32)]
+    for row in (10, 40):
+        drag(qtbot, window, [(10, row), (30, row)])
+        states.append(window.session.mask.copy())
+    assert panel.undo_action.text() == "Undo mask brush"
+    press(qtbot, window, "maskEraserButton")
+    drag(qtbot, window, [(20, 10)])
+    states.append(window.session.mask.copy())
+    panel.invert()
+    states.append(window.session.mask.copy())
+    panel.clear()
+    states.append(states[0])
+    assert panel.load_file(tmp_path / "quarter.png")
+    states.append(loaded)
+    assert all(not np.array_equal(a, b) for a, b in zip(states, states[1:]))  # each step changed the mask
+
+    def shown():
+        return np.zeros((HEIGHT, WIDTH), dtype=np.float32) if window.session.mask is None else window.session.mask
+
+    for state in reversed(states[:-1]):
+        keys(qtbot, window, Qt.Key.Key_Z, CTRL)
+        np.testing.assert_array_equal(shown(), state)
+    assert not panel.undo_action.isEnabled() and panel.levels() is None
+    for state in states[1:]:
+        keys(qtbot, window, Qt.Key.Key_Z, CTRL | SHIFT)
+        np.testing.assert_array_equal(shown(), state)
+        assert (window.canvas.mask_image is None) == (not state.any())
+    assert not panel.redo_action.isEnabled() and panel.undo_action.text() == "Undo load mask quarter.png"
+
+    with qtbot.waitSignal(window.worker_thread.worker.sig_depth_ready, timeout=30_000):
+        assert window.open_image(photo_file)
+    assert window.session.mask_history.count() == 0  # another photo: its mask starts without a history
+
+
+def edit_menu_undo(window):
+    """The Undo item the Edit menu shows."""
+    menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Edit")
+    [undo] = [a for a in menu.actions() if a.isVisible() and a.text().startswith("Undo")]
+    return undo
+
+
+def test_undo_follows_the_tool_on_the_canvas_depth_or_mask(qtbot, opened):
+    window, panel = opened, opened.mask_panel
+    press(qtbot, window, "maskBrushButton")
+    drag(qtbot, window, [(10, 10), (30, 10)])
+    painted = window.session.mask.copy()
+    window.depth_tools.set_tool("raise")
+    depth = window.depth.copy()
+    drag(qtbot, window, [(40, 30), (60, 30)])
+    raised = window.depth.copy()
+    assert not np.array_equal(raised, depth)
+
+    assert edit_menu_undo(window) is window.depth_tools.undo_action
+    keys(qtbot, window, Qt.Key.Key_Z, CTRL)
+    np.testing.assert_array_equal(window.depth, depth)
+    np.testing.assert_array_equal(window.session.mask, painted)
+
+    press(qtbot, window, "maskEraserButton")
+    assert edit_menu_undo(window) is panel.undo_action
+    keys(qtbot, window, Qt.Key.Key_Z, CTRL)
+    assert panel.levels() is None
+    np.testing.assert_array_equal(window.depth, depth)
+    keys(qtbot, window, Qt.Key.Key_Z, CTRL | SHIFT)
+    np.testing.assert_array_equal(window.session.mask, painted)
+    np.testing.assert_array_equal(window.depth, depth)
+
+    window.depth_tools.set_tool("raise")
+    keys(qtbot, window, Qt.Key.Key_Z, CTRL | SHIFT)
+    np.testing.assert_array_equal(window.depth, raised)
+    np.testing.assert_array_equal(window.session.mask, painted)
+
+
+def test_brackets_resize_the_mask_brush_and_eraser_and_the_depth_brush_otherwise(qtbot, opened):
+    window, panel, depth_size = opened, opened.mask_panel, opened.depth_tools.size_slider
+    panel.size.setValue(40)
+    depth_size.setValue(30)
+    press(qtbot, window, "maskBrushButton")
+    keys(qtbot, window, Qt.Key.Key_BracketRight)
+    assert panel.size.value() == 50 and window.canvas.brush_size == 50
+    press(qtbot, window, "maskEraserButton")
+    keys(qtbot, window, Qt.Key.Key_BracketLeft)
+    assert panel.size.value() == 40 and window.canvas.brush_size == 40
+    press(qtbot, window, "maskRectangleButton")  # no brush to resize
+    keys(qtbot, window, Qt.Key.Key_BracketRight)
+    assert panel.size.value() == 40 and depth_size.value() == 30
+
+    window.depth_tools.set_tool("smooth")
+    keys(qtbot, window, Qt.Key.Key_BracketLeft)
+    assert depth_size.value() == 24 and panel.size.value() == 40 and window.canvas.brush_size == 24
+
+
+def test_mask_and_depth_tool_buttons_unpress_when_the_other_takes_the_canvas(qtbot, opened):
+    window, tools = opened, opened.depth_tools
+    brush, eraser = (window.findChild(QPushButton, name) for name in ("maskBrushButton", "maskEraserButton"))
+    hand, raise_ = (window.findChild(QToolButton, name) for name in ("toolHandButton", "toolRaiseButton"))
+    assert hand.isChecked()
+    qtbot.mouseClick(brush, Qt.MouseButton.LeftButton)
+    assert window.canvas.tool == TOOL_MASK and tools.tool_group.checkedAction() is None and not hand.isChecked()
+    qtbot.mouseClick(eraser, Qt.MouseButton.LeftButton)  # one mask tool at a time
+    assert eraser.isChecked() and not brush.isChecked() and window.mask_panel.mode == "erase"
+    qtbot.mouseClick(raise_, Qt.MouseButton.LeftButton)
+    assert window.canvas.tool == TOOL_BRUSH and raise_.isChecked() and not brush.isChecked()
+    qtbot.mouseClick(eraser, Qt.MouseButton.LeftButton)
+    assert eraser.isChecked() and not raise_.isChecked() and tools.tool_group.checkedAction() is None
+    keys(qtbot, window, Qt.Key.Key_R)  # a depth tool's key takes the canvas too
+    assert window.canvas.tool == TOOL_BRUSH and raise_.isChecked() and not eraser.isChecked()
+    qtbot.mouseClick(eraser, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(eraser, Qt.MouseButton.LeftButton)  # no mask tool left pressed: the canvas pans
+    assert window.canvas.tool == TOOL_PAN and hand.isChecked()
