@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup, QImage, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy,
@@ -35,15 +35,25 @@ def history_actions(parent: QWidget, what: str, undo, redo) -> tuple[QAction, QA
     return undo_action, redo_action
 
 
-def size_keys(parent: QWidget, shrink, grow) -> list[QAction]:
-    """The [ and ] keys that shrink and grow a brush, as actions of `parent`."""
-    actions = []
-    for key, slot in (("[", shrink), ("]", grow)):
-        action = QAction(parent, shortcut=QKeySequence(key))
-        action.triggered.connect(slot)  # bound methods, not lambdas: no reference cycles through Qt
-        parent.addAction(action)
-        actions.append(action)
-    return actions
+class BrushSizeKeys(QObject):
+    """The [ and ] keys that shrink and grow a brush's size slider, as actions of the panel holding it."""
+
+    def __init__(self, panel: QWidget, slider):
+        super().__init__(panel)
+        self.slider = slider
+        self.actions = []
+        for key, slot in (("[", self.shrink), ("]", self.grow)):
+            action = QAction(panel, shortcut=QKeySequence(key))
+            action.triggered.connect(slot)  # bound methods, not lambdas: no reference cycles through Qt
+            panel.addAction(action)
+            self.actions.append(action)
+
+    def grow(self) -> None:
+        size = self.slider.value()
+        self.slider.setValue(max(int(size * 1.25), size + 1))
+
+    def shrink(self) -> None:
+        self.slider.setValue(int(self.slider.value() * 0.8))
 
 
 def show_history(undo_action: QAction, redo_action: QAction, history: EditHistory, what: str) -> None:
@@ -99,7 +109,6 @@ class DepthToolsPanel(QWidget):
             action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
         self.tool_group.actions()[0].setChecked(True)
         self.tool_group.triggered.connect(self._tool_chosen)
-        self.resize_actions = size_keys(self, self._shrink_brush, self._grow_brush)
 
     def _brush_box(self) -> QGroupBox:
         box = QGroupBox("Paint depth")
@@ -112,6 +121,7 @@ class DepthToolsPanel(QWidget):
             tools.addWidget(button, index // 3, index % 3)
         self.size_slider = _slider("brushSizeSlider", 2, 512, int(self.editor.brush.size),
                                    "Brush diameter in image pixels ([ and ] change it)")
+        self.resize_actions = BrushSizeKeys(self, self.size_slider).actions
         self.strength_slider = _slider("brushStrengthSlider", 1, 100, int(self.editor.brush.strength * 100),
                                        "How much each dab changes the depth")
         self.hardness_slider = _slider("brushHardnessSlider", 0, 100, int(self.editor.brush.hardness * 100),
@@ -231,13 +241,6 @@ class DepthToolsPanel(QWidget):
 
     def _on_history_changed(self) -> None:
         show_history(self.undo_action, self.redo_action, self.editor.history, "depth")
-
-    def _grow_brush(self) -> None:
-        size = self.size_slider.value()
-        self.size_slider.setValue(max(int(size * 1.25), size + 1))
-
-    def _shrink_brush(self) -> None:
-        self.size_slider.setValue(int(self.size_slider.value() * 0.8))
 
     def _on_picked(self, value: float) -> None:
         depth = self.editor.depth

@@ -17,7 +17,7 @@ from ..core.errors import D2IError
 from ..core.generation.masks import feather, load_mask, mask_levels, save_mask
 from ..session import Session
 from .canvas import TOOL_MASK, TOOL_PAN, Canvas
-from .depth_tools import history_actions, show_history, size_keys
+from .depth_tools import BrushSizeKeys, history_actions, show_history
 
 MODE_BRUSH, MODE_ERASE, MODE_RECT = "brush", "erase", "rect"
 MODES = (("Brush", MODE_BRUSH, "Paint the region to repaint"), ("Eraser", MODE_ERASE, "Take a part out of the region"),
@@ -56,7 +56,6 @@ class MaskPanel(QWidget):
         self._last: QPointF | None = None  # the previous point of a stroke, or a rectangle's first corner
         self._before: np.ndarray | None = None  # the mask as it was when the stroke in progress began
         self.undo_action, self.redo_action = history_actions(self, "mask", self.undo, self.redo)
-        self.resize_actions = size_keys(self, self._shrink_brush, self._grow_brush)
 
         self.modes = QButtonGroup(self)
         self.modes.setExclusive(False)  # all unchecked means the canvas pans
@@ -80,6 +79,7 @@ class MaskPanel(QWidget):
         self.size = QSpinBox(objectName="maskSizeSpin", minimum=1, maximum=1024, value=48, suffix=" px",
                              toolTip="Brush and eraser diameter, in image pixels ([ and ] change it)")
         self.size.valueChanged.connect(lambda value: self.canvas.set_brush_size(float(value)))
+        self.resize_actions = BrushSizeKeys(self, self.size).actions
         self.feather = QSpinBox(objectName="maskFeatherSpin", minimum=0, maximum=MAX_FEATHER, value=4, suffix=" px",
                                 toolTip="Soften the mask's edge over this many pixels on each side")
         self.status = QLabel(objectName="maskStatus", wordWrap=True)
@@ -162,13 +162,6 @@ class MaskPanel(QWidget):
         if not mask:
             for button in self.modes.buttons():
                 button.setChecked(False)
-
-    def _grow_brush(self) -> None:
-        size = self.size.value()
-        self.size.setValue(max(int(size * 1.25), size + 1))
-
-    def _shrink_brush(self) -> None:
-        self.size.setValue(int(self.size.value() * 0.8))
 
     def _pressed(self, point: QPointF) -> None:
         mask = self.session.mask_to_paint()
