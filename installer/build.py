@@ -9,7 +9,6 @@ archive for this system: dist/d2i-desktop-<version>-<os>-<machine>.tar.gz on Lin
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import shutil
 import subprocess
@@ -52,9 +51,8 @@ def windows_icon() -> Path:
 
 
 def run_pyinstaller(dist: Path, work: Path) -> None:
-    quiet = os.environ | {"PYTHONWARNINGS": "ignore::DeprecationWarning"}  # torch's modules, imported by the hooks
     subprocess.run([sys.executable, "-m", "PyInstaller", "--noconfirm", "--log-level", "WARN",
-                    "--distpath", str(dist), "--workpath", str(work), str(INSTALLER / f"{APP}.spec")], check=True, env=quiet)
+                    "--distpath", str(dist), "--workpath", str(work), str(INSTALLER / f"{APP}.spec")], check=True)
 
 
 def archive_linux(bundle: Path, target: Path) -> Path:
