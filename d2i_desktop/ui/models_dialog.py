@@ -8,7 +8,7 @@ import logging
 import threading
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QEvent, QObject, Qt, QThread, Signal, Slot
 from PySide6.QtWidgets import (
     QDialog, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QTreeWidget,
     QTreeWidgetItem, QVBoxLayout,
@@ -170,9 +170,11 @@ class ModelsDialog(QDialog):
         self.refresh()
 
     # -- lists -----------------------------------------------------------------------------------
-    def showEvent(self, event) -> None:
-        super().showEvent(event)
-        self.fit_height()
+    def event(self, event) -> bool:
+        handled = super().event(event)
+        if event.type() in (QEvent.Type.Show, QEvent.Type.LayoutRequest):  # shown, or its contents changed
+            self.fit_height()
+        return handled
 
     def fit_height(self) -> None:
         """Tall enough for the wrapped explanations at the current width (Qt sizes a dialog for unwrapped text)."""
@@ -260,7 +262,6 @@ class ModelsDialog(QDialog):
         self.progress.setRange(0, 0)
         self.progress_label.setText("Asking the Hugging Face Hub what to fetch…")
         self.download_box.show()
-        self.fit_height()
         self.download_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.download_thread.start()  # started on first use; a no-op when it runs already

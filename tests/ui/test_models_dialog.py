@@ -106,3 +106,15 @@ def test_the_main_window_switches_models_from_the_dialog(qtbot, window, demo_mod
         dlg.use_button.click()
     assert loaded.args[0].source == str(other)
     qtbot.waitUntil(lambda: window.model is not None and window.model.source == str(other), timeout=10_000)
+
+
+def test_wrapped_explanations_stay_whole_when_the_dialog_grows(qtbot, window, demo_model_dir):
+    dialog = window.show_models_dialog(first_run=True)
+    qtbot.waitExposed(dialog)
+    dialog.resize(dialog.minimumWidth(), 1)  # as small as the layout lets Qt make it
+    dialog.download_box.show()  # contents change after it is shown, as when a download starts
+    qtbot.wait(50)
+    wrapped = [label for label in dialog.findChildren(QLabel) if label.wordWrap() and label.isVisible() and label.text()]
+    assert len(wrapped) >= 4
+    for label in wrapped:
+        assert label.height() >= label.heightForWidth(label.width()), label.text()
