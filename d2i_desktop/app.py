@@ -5,20 +5,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import logging.handlers
 import os
 import sys
 
-from .core.paths import data_dir, log_file
-
-
-def setup_logging() -> None:
-    handler = logging.handlers.RotatingFileHandler(log_file(), maxBytes=2_000_000, backupCount=2, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=logging.INFO, handlers=[handler])
-    logging.captureWarnings(True)
-    for noisy in ("diffusers", "transformers"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
+from .core.paths import data_dir
+from .logs import log_to_file
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -53,7 +44,7 @@ def apply_app_identity(app) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    setup_logging()
+    log_to_file()
     if args.self_test:
         from .self_test import run_self_test
         return run_self_test()

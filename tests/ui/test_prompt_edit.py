@@ -2,7 +2,7 @@
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QTextCursor
+from PySide6.QtGui import QTextCursor
 
 from d2i_desktop.ui.prompt_edit import PromptEdit, PromptHighlighter, change_weight
 
