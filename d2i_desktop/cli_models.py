@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import datetime
 import sys
-import threading
 from pathlib import Path
 
-from .core.models.registry import SD2_DEPTH_REPO
+from .core.models.catalogue import SD2_DEPTH_SOURCES
 
 
 def add_models_parsers(commands) -> None:
@@ -15,6 +14,8 @@ def add_models_parsers(commands) -> None:
     actions = models.add_subparsers(dest="action", required=True, parser_class=type(models))
     actions.add_parser("list", help="the models set up so far: name, kind, size, last use, source")
     actions.add_parser("cache", help="depth models and depth estimators already in the Hugging Face cache")
+    actions.add_parser("sources", help="where SD2-depth can be downloaded from, in the order 'd2i download' tries: "
+                                       "name, repository, licence, size, available or withdrawn, what it holds")
     add = actions.add_parser("add", help="check a model (folder, hub id or single file) and add it to the list")
     add.add_argument("source", help="a diffusers folder, a Hugging Face id, or a .safetensors/.ckpt file")
     add.add_argument("--config", type=Path, help="single files: the diffusers folder whose configs match the file "
@@ -24,10 +25,17 @@ def add_models_parsers(commands) -> None:
     remove = actions.add_parser("remove", help="forget a model (its files stay where they are)")
     remove.add_argument("source")
 
-    download = commands.add_parser("download", help="download a model into the Hugging Face cache (resumes)")
-    download.add_argument("repo", nargs="?", default=SD2_DEPTH_REPO, help=f"a Hugging Face id (default: {SD2_DEPTH_REPO})")
+    download = commands.add_parser("download", help="download a model into the Hugging Face cache (resumes, checks "
+                                                    "every file's sha256) and add it to the model list")
+    download.add_argument("repo", nargs="?", help="a Hugging Face id of a diffusers SD2-depth model (default: the known "
+                                                  "sources in order: " + ", ".join(s.repo_id for s in SD2_DEPTH_SOURCES) + ")")
     download.add_argument("--variant", default="fp16", help="weights variant to prefer ('' for full precision)")
-    download.add_argument("--endpoint", help="a Hub mirror (default: HF_ENDPOINT or huggingface.co)")
+    download.add_argument("--endpoint", help="a Hub mirror such as https://hf-mirror.com, remembered for the next "
+                                             "downloads once it worked (default: the remembered one, else HF_ENDPOINT, "
+                                             "else https://huggingface.co)")
+    download.add_argument("--test-endpoint", action="store_true",
+                          help="only check that the Hub (or --endpoint) answers and has SD2-depth (or REPO); "
+                               "exit 0 if so, else 2")
 
 
 def _size(count: int) -> str:
@@ -48,6 +56,10 @@ def cmd_models(args) -> int:
     elif args.action == "cache":
         for cached in scan_cached_models():
             print(f"{cached.repo_id}\t{cached.kind}\t{_size(cached.size_bytes)}\t{cached.snapshot}")
+    elif args.action == "sources":
+        for source in SD2_DEPTH_SOURCES:
+            state = "withdrawn" if source.withdrawn else "available"
+            print(f"{source.name}\t{source.repo_id}\t{source.licence}\t{_size(source.size_bytes)}\t{state}\t{source.holds}")
     elif args.action == "add":
         entry = models.add_model(args.source, args.config, args.depth_estimator, registry)
         print(f"added {entry.name}\t{entry.kind}\t{_size(entry.size_bytes)}")
@@ -57,17 +69,51 @@ def cmd_models(args) -> int:
 
 
 def cmd_download(args) -> int:
+    from .core.errors import D2IError
     from .core.models import registry as models
-    from .core.models.downloads import download_model
+    from .core.models.downloads import download_model, download_sd2_depth
+    from .core.models.hub_endpoint import check_endpoint, resolve_endpoint
+
+    endpoint = resolve_endpoint(args.endpoint)
+    if args.test_endpoint:
+        check = check_endpoint(endpoint, **({"repo_ids": (args.repo,)} if args.repo else {}))
+        if not check.ok:
+            raise D2IError(check.message)
+        print(check.message)
+        _remember(args.endpoint, endpoint)
+        return 0
+
+    shown = False
 
     def show(progress):
+        nonlocal shown
+        shown = True
         print(f"\r{progress.text():<60}", end="", file=sys.stderr, flush=True)
 
+    def note(text: str):
+        print(f"\r{'':<60}\rnote: {text}", file=sys.stderr)
+
+    print(f"Downloading from {endpoint}", file=sys.stderr)
+    options = dict(variant=args.variant or None, endpoint=endpoint, on_progress=show)
     try:
-        snapshot = download_model(args.repo, variant=args.variant or None, endpoint=args.endpoint, on_progress=show,
-                                  cancel=threading.Event())
+        if args.repo:
+            repo_id, snapshot = args.repo, download_model(args.repo, **options)
+        else:
+            source, snapshot = download_sd2_depth(on_note=note, **options)
+            repo_id = source.repo_id
     finally:
-        print(file=sys.stderr)
-    entry = models.add_model(args.repo)
+        if shown:
+            print(file=sys.stderr)  # the end of the progress line
+    entry = models.add_model(repo_id)  # only now: every file is there and checked
+    _remember(args.endpoint, endpoint)
     print(f"{snapshot}\t{entry.name}")
     return 0
+
+
+def _remember(given: str | None, endpoint: str) -> None:
+    """An endpoint given on the command line that worked is the one the next downloads use."""
+    from .core.models.hub_endpoint import remember_endpoint
+
+    if given:
+        remember_endpoint(endpoint)
+        print(f"{endpoint} is remembered for the next downloads.", file=sys.stderr)

