@@ -113,6 +113,21 @@ def _depth(context: _Context) -> str:
     return f"{context.depth.shape[1]}x{context.depth.shape[0]} map"
 
 
+def _estimators(context: _Context) -> str:
+    """Every depth-estimator architecture the app offers, as a tiny model loaded and run through the real path."""
+    import numpy as np
+
+    from .core.depth.estimators import load_estimator
+    from .core.depth.tiny_estimators import ARCHITECTURES, save_tiny_estimator
+
+    for name in ARCHITECTURES:
+        folder = save_tiny_estimator(name, context.folder / "estimators" / name)
+        depth = load_estimator(name, "cpu", context.engine.pipe.dtype, folder).estimate(context.image).depth
+        if depth.shape != (64, 64) or not np.isfinite(depth).all():
+            raise RuntimeError(f"{name}: a depth map of shape {depth.shape} with invalid values")
+    return f"{len(ARCHITECTURES)} architectures loaded and run ({', '.join(ARCHITECTURES)})"
+
+
 def _extras(context: _Context) -> str:
     from .core.models.demo import write_demo_embedding, write_demo_lora
     from .core.extras.library import Library
@@ -191,5 +206,5 @@ def _main_window(context: _Context) -> str:
 
 
 CHECKS = [("environment", _environment), ("demo model", _demo_model), ("model load", _model_load),
-          ("depth estimation", _depth), ("LoRA and embedding", _extras), ("generation", _generation),
+          ("depth estimation", _depth), ("depth estimators", _estimators), ("LoRA and embedding", _extras), ("generation", _generation),
           ("PNG with metadata", _png_round_trip), ("main window", _main_window)]

@@ -18,15 +18,12 @@ from d2i_desktop.core.depth.estimators import (
 from d2i_desktop.core.errors import Cancelled, ModelError
 from d2i_desktop.core.generation.guards import InvalidValues
 from d2i_desktop.core.models.catalogue import SD2_DEPTH_REPO
-from estimator_models import put_in_hf_cache, save_tiny_estimator
-
-ARCHITECTURES = ("dpt-hybrid", "depth-anything-v2-small", "zoedepth", "depth-pro", "marigold")
+from d2i_desktop.core.depth.tiny_estimators import ARCHITECTURES, BUILDERS, put_in_hf_cache, save_tiny_estimator
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """One tiny saved model per architecture: name -> folder."""
-    torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("estimators")
     return {name: save_tiny_estimator(name, root / name) for name in ARCHITECTURES}
 
@@ -57,6 +54,11 @@ def test_the_catalogue_lists_the_default_first_and_describes_every_output():
     for name, spec in ESTIMATORS.items():
         assert spec.name == name and spec.output in OUTPUTS and spec.library in ("transformers", "diffusers")
         assert spec.commercial_use == ("NC" not in spec.licence and "apple-amlr" not in spec.licence)
+
+
+def test_every_estimator_offered_has_a_tiny_model_and_the_self_test_runs_each_architecture():
+    assert set(BUILDERS) == set(ESTIMATORS)
+    assert {BUILDERS[name] for name in ARCHITECTURES} == set(BUILDERS.values())
 
 
 def test_an_unknown_estimator_is_refused_with_the_choices():
@@ -292,4 +294,3 @@ def test_an_estimator_in_the_hf_cache_is_found_and_loaded_from_it(tiny, cache_di
     assert estimator_folder("depth-anything-v2-base") is None  # another repo
     estimator = load_estimator("depth-anything-v2-small", "cpu", torch.float32)
     assert estimator.source == str(snapshot) and estimator.estimate(_photo(48, 32)).depth.shape == (32, 48)
-    assert estimator.to("cpu") is estimator and estimator.device == "cpu"

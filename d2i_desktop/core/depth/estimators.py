@@ -113,22 +113,12 @@ class DepthEstimator:
                                 fix=Fix("Use fp32 precision", changes={"precision": "fp32"}) if half else None)
         return DepthEstimate(depth.astype(np.float32), tuple(notes))
 
-    def to(self, device: str) -> "DepthEstimator":
-        """Move to `device`; off CUDA the model runs in fp32."""
-        self.dtype = self.dtype if device.startswith("cuda") else torch.float32
-        self._move(device, self.dtype)
-        self.device = device
-        return self
-
     def _autocast(self):
         # As the pipeline does for DPT-hybrid, whose batch norms misbehave in plain fp16.
         return torch.autocast("cuda", dtype=self.dtype) if self.device.startswith("cuda") else contextlib.nullcontext()
 
     def _predict(self, picture: Image.Image) -> np.ndarray:
         """Relative inverse depth of `picture`, float32 (H, W) at its size."""
-        raise NotImplementedError
-
-    def _move(self, device: str, dtype: torch.dtype) -> None:
         raise NotImplementedError
 
 
@@ -155,9 +145,6 @@ class _TransformersEstimator(DepthEstimator):
 
         float_outputs = DepthEstimatorOutput(predicted_depth=outputs.predicted_depth.float())
         return self.processor.post_process_depth_estimation(float_outputs, target_sizes=[size])[0]["predicted_depth"]
-
-    def _move(self, device, dtype):
-        self.model.to(device=device, dtype=dtype)
 
 
 class _ZoeDepthEstimator(_TransformersEstimator):
@@ -223,9 +210,6 @@ class _MarigoldEstimator(DepthEstimator):
         generator = torch.Generator().manual_seed(0)
         prediction = self.pipe(picture, generator=generator, output_type="pt").prediction  # (1, 1, H, W) in 0..1
         return to_inverse_depth(prediction[0, 0].float(), self.output).cpu().numpy().astype(np.float32)
-
-    def _move(self, device, dtype):
-        self.pipe.to(device=device, dtype=dtype)
 
 
 def _input_size(size) -> tuple[int, int]:

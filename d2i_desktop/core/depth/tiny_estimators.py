@@ -1,7 +1,8 @@
 """Tiny random-weight depth estimators of every architecture the app offers, saved as their Hub repos lay them out.
 
 Each is the real transformers or diffusers class with a few hundred thousand weights, built here and written
-with save_pretrained, so tests load it back through the app's real loading path. Their depth is noise.
+with save_pretrained, so the self-test and the tests load it back through the app's real loading path. Their
+depth is noise.
 """
 
 from __future__ import annotations
@@ -12,14 +13,13 @@ from pathlib import Path
 
 import torch
 
-from d2i_desktop.core.depth.estimators import ESTIMATORS
 
 COMMIT = "fedcba9876543210fedcba9876543210fedcba98"
 
 
 def _save_dpt_hybrid(folder: Path) -> None:
     """The demo model's DPT-hybrid, so its output can be compared with the engine's."""
-    from d2i_desktop.core.models.demo import build_demo_pipeline
+    from ..models.demo import build_demo_pipeline
 
     demo = build_demo_pipeline()
     demo.depth_estimator.save_pretrained(folder)
@@ -84,7 +84,7 @@ def _save_marigold(folder: Path) -> None:
     that takes the image latent and the depth latent (8 channels)."""
     from diffusers import MarigoldDepthPipeline, UNet2DConditionModel
 
-    from d2i_desktop.core.models.demo import build_demo_pipeline
+    from ..models.demo import build_demo_pipeline
 
     demo = build_demo_pipeline()
     unet = UNet2DConditionModel(
@@ -99,17 +99,17 @@ def _save_marigold(folder: Path) -> None:
     ).save_pretrained(folder)
 
 
-_BUILDERS = {"dpt-hybrid": _save_dpt_hybrid, "depth-anything-v2-small": _save_depth_anything,
-             "depth-anything-v2-base": _save_depth_anything, "depth-anything-v2-large": _save_depth_anything,
-             "zoedepth": _save_zoedepth, "depth-pro": _save_depth_pro, "marigold": _save_marigold}
-assert set(_BUILDERS) == set(ESTIMATORS), "every estimator the app offers has a tiny model"
+BUILDERS = {"dpt-hybrid": _save_dpt_hybrid, "depth-anything-v2-small": _save_depth_anything,
+            "depth-anything-v2-base": _save_depth_anything, "depth-anything-v2-large": _save_depth_anything,
+            "zoedepth": _save_zoedepth, "depth-pro": _save_depth_pro, "marigold": _save_marigold}
+ARCHITECTURES = ("dpt-hybrid", "depth-anything-v2-small", "zoedepth", "depth-pro", "marigold")  # one name each
 
 
 def save_tiny_estimator(name: str, folder: Path, seed: int = 0) -> Path:
     """The tiny `name` (a key of ESTIMATORS) saved into `folder`, laid out like its Hub repo; returns the folder."""
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    _BUILDERS[name](folder)
+    BUILDERS[name](folder)
     return folder
 
 
