@@ -12,6 +12,7 @@ from .cli_history import add_history_parsers, cmd_history, cmd_info
 from .cli_library import add_library_parser, add_lora_argument, cmd_library, parse_lora_options
 from .cli_models import add_models_parsers, cmd_download, cmd_models
 from .core.files.app_data import take_notices
+from .core.depth.estimators import DEFAULT_ESTIMATOR, ESTIMATORS
 from .core.errors import D2IError
 from .core.models.registry import NotDownloaded
 from .core.generation.params import DEFAULT_SCHEDULER, SCHEDULERS, GenerationParams
@@ -70,10 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_generation_options(batch)
 
     depth = commands.add_parser("depth", help="estimate a depth map and save it as a 16-bit PNG (or float32 .npy)")
-    depth.add_argument("--model", required=True)
+    depth.add_argument("--model", help="an SD2-depth model, whose own DPT-hybrid estimates (not needed with --estimator)")
     depth.add_argument("--image", required=True, type=Path)
     depth.add_argument("--device")
     depth.add_argument("--out", required=True, type=Path)
+    add_estimator_options(depth, default=None)
+
+    commands.add_parser("estimators", help="the depth estimators: name, label, licence, size, downloaded or not")
 
     demo = commands.add_parser("make-demo-model", help="build the tiny random-weight demo model")
     demo.add_argument("folder", type=Path)
@@ -106,6 +110,7 @@ def add_generation_options(command) -> None:
     command.add_argument("--images", type=int, default=1, help="images per prompt")
     command.add_argument("--scheduler", default=DEFAULT_SCHEDULER, help="one of: " + ", ".join(SCHEDULERS))
     command.add_argument("--tile", action="store_true", help="make a picture that repeats seamlessly")
+    add_estimator_options(command)
     command.add_argument("--device", help="cuda, mps or cpu (default: the fastest available)")
     command.add_argument("--precision", choices=("fp16", "bf16", "fp32"), help="default: fp16 on CUDA, fp32 elsewhere")
     command.add_argument("--preset", choices=("fastest", "balanced", "low VRAM"), default="balanced",
@@ -113,11 +118,26 @@ def add_generation_options(command) -> None:
     add_lora_argument(command)
 
 
+def add_estimator_options(command, default: str | None = DEFAULT_ESTIMATOR) -> None:
+    command.add_argument("--estimator", type=_estimator_name, default=default, metavar="NAME",
+                         help="what estimates the depth: " + ", ".join(ESTIMATORS) + f" (default: {DEFAULT_ESTIMATOR}, "
+                              "what SD2-depth was trained on); 'd2i estimators' lists them with their licences")
+    command.add_argument("--fine-detail", action="store_true",
+                         help="for large photos: estimate overlapping tiles too and merge their detail in (slower)")
+
+
+def _estimator_name(text: str) -> str:
+    if text.lower() not in ESTIMATORS:
+        raise argparse.ArgumentTypeError(f"unknown depth estimator '{text}' (choose one of: {', '.join(ESTIMATORS)})")
+    return text.lower()
+
+
 def _params(args) -> GenerationParams:
     return GenerationParams(
         prompt=args.prompt, negative_prompt=args.negative, strength=args.strength, steps=args.steps,
         guidance_scale=args.guidance, seed=args.seed, num_images=args.images, scheduler=args.scheduler,
-        loras=parse_lora_options(args.lora), tile=args.tile,
+        loras=parse_lora_options(args.lora), tile=args.tile, depth_estimator=args.estimator,
+        depth_fine_detail=args.fine_detail,
     ).validated()  # before the slow model load
 
 
@@ -163,7 +183,9 @@ def cmd_generate(args) -> int:
         _progress(f"step {info.step}/{info.total} ({info.step / max(info.elapsed, 1e-9):.2f} it/s)")
 
     if not args.depth:
-        _progress("estimating depth…")
+        _progress(f"estimating depth with {params.depth_settings.describe()}…")
+    elif args.estimator != DEFAULT_ESTIMATOR or args.fine_detail:
+        _progress("note: --estimator and --fine-detail are not used: the depth map comes from --depth")
     done = repaint(engine, params, args.image, loaded, args.depth, _BRIGHT_IS_NEAR[args.depth_bright], args.out, on_step,
                    mask_levels=mask)
     for note in done.notes:
@@ -214,13 +236,48 @@ def cmd_batch(args) -> int:
 
 
 def cmd_depth(args) -> int:
+    from .core.depth.estimators import DepthSettings
     from .core.depth.maps import save_depth_npy, save_depth_png16
 
-    engine, loaded = _load(args)
-    _progress("estimating depth…")
+    if args.model is None and args.estimator is None:
+        raise CliError("d2i depth needs --model (an SD2-depth model, whose own DPT-hybrid estimates) or --estimator NAME.",
+                       "'d2i estimators' lists the estimators.")
+    settings = DepthSettings(args.estimator or DEFAULT_ESTIMATOR, args.fine_detail)
+    if args.model is None:
+        estimate = _estimate_alone(args.image, settings, args.device)
+    else:
+        engine, loaded = _load(args)
+        _progress(f"estimating depth with {settings.describe()}…")
+        estimate = engine.depth_estimate(loaded.image, settings=settings)
+    for note in estimate.notes:
+        _progress(f"note: {note}")
     save = save_depth_npy if args.out.suffix.lower() == ".npy" else save_depth_png16
-    saved = save(engine.estimate_depth(loaded.image), args.out)
-    print(saved)
+    print(save(estimate.depth, args.out))
+    return 0
+
+
+def _estimate_alone(image_path: Path, settings, device: str | None):
+    """The estimate of `settings`' estimator, loaded from the Hugging Face cache without an SD model."""
+    from .core.files.images import load_image
+    from .core.generation.depth_source import DepthSource
+    from .core.generation.engine import pick_device, pick_dtype
+
+    loaded = load_image(image_path)
+    device = pick_device(device)
+    _progress(f"estimating depth with {settings.describe()} on {device}…")
+    return DepthSource().estimate(loaded.image, settings, None, device, pick_dtype(device))
+
+
+def cmd_estimators(_args) -> int:
+    from .core.depth.estimators import estimator_folder
+    from .core.models.downloads import format_bytes
+
+    for spec in ESTIMATORS.values():
+        licence = spec.licence if spec.commercial_use else f"{spec.licence} (non-commercial)"
+        state = "downloaded" if estimator_folder(spec.name) else "not downloaded"
+        if spec.name == DEFAULT_ESTIMATOR:
+            state += " (default; SD2-depth models carry their own)"
+        print(f"{spec.name}\t{spec.label}\t{licence}\t{format_bytes(spec.size_bytes)}\t{state}")
     return 0
 
 
@@ -245,7 +302,8 @@ def cmd_bench(args) -> int:
     return 0
 
 
-COMMANDS = {"generate": cmd_generate, "batch": cmd_batch, "depth": cmd_depth, "make-demo-model": cmd_make_demo_model, "bench": cmd_bench,
+COMMANDS = {"generate": cmd_generate, "batch": cmd_batch, "depth": cmd_depth, "estimators": cmd_estimators,
+            "make-demo-model": cmd_make_demo_model, "bench": cmd_bench,
             "library": cmd_library, "models": cmd_models, "download": cmd_download, "history": cmd_history, "info": cmd_info}
 
 

@@ -17,7 +17,9 @@ from PySide6.QtCore import QObject, QPointF, Signal
 
 from .core.depth import edit as depth_edit
 from .core.depth.edit import Brush, Patch, Stroke
-from .core.generation.engine import GenerationResult, ModelInfo, image_key
+from .core.generation.depth_origin import DepthOrigin
+from .core.generation.depth_source import image_key
+from .core.generation.engine import GenerationResult, ModelInfo
 from .core.files.images import LoadedImage
 
 
@@ -60,7 +62,8 @@ class EditHistory:
 
 
 class DepthDocument(QObject):
-    """The current depth map (float32, edited in place), the estimate it started from, and its history."""
+    """The current depth map (float32, edited in place), the estimate it started from, the file last loaded, and
+    its history."""
 
     sig_painting = Signal(object)
     """A stroke in progress changed the map; carries the (top, left, bottom, right) box of its latest dabs."""
@@ -76,6 +79,7 @@ class DepthDocument(QObject):
         self.depth: np.ndarray | None = None
         self.estimate: np.ndarray | None = None
         self.estimate_key = ""
+        self._made: list[tuple[DepthOrigin, np.ndarray]] = []  # the estimate and the file last loaded, with their maps
         self.brush = Brush()
         self.history = EditHistory()
         self._stroke: Stroke | None = None
@@ -85,16 +89,21 @@ class DepthDocument(QObject):
         self._stroke = None
         self.depth = self.estimate = None
         self.estimate_key = ""
+        self._made = []
         self.history.clear()
         self.sig_history_changed.emit()
         self.sig_changed.emit(None)
 
-    def load(self, depth: np.ndarray, text: str, estimate_key: str | None = None) -> np.ndarray:
-        """Make `depth` the current map: undoably when it replaces one of the same size; the current array."""
+    def load(self, depth: np.ndarray, text: str, estimate_key: str | None = None,
+             origin: DepthOrigin | None = None) -> np.ndarray:
+        """Make `depth` the current map: undoably when it replaces one of the same size; the current array.
+        `origin` says what made it (an estimate, with `estimate_key`, or a file); without one it counts as an edit."""
         depth = np.ascontiguousarray(depth, dtype=np.float32)
         self.end_stroke()
         if estimate_key is not None:
             self.estimate, self.estimate_key = depth.copy(), estimate_key
+        if origin is not None:
+            self._made = [made for made in self._made if made[0].kind != origin.kind] + [(origin, depth.copy())]
         if self.depth is None or self.depth.shape != depth.shape:
             self.depth = depth.copy()
             self.history.clear()
@@ -104,6 +113,13 @@ class DepthDocument(QObject):
             return self.depth
         self.sig_changed.emit(None)
         return self.depth
+
+    def origin(self) -> DepthOrigin | None:
+        """What made the current map: the estimate or the file it still equals, else a hand edit; None without one."""
+        if self.depth is None:
+            return None
+        made = next((origin for origin, depth in self._made if np.array_equal(depth, self.depth)), None)
+        return made or DepthOrigin.edited()
 
     def is_edited(self) -> bool:
         """True when the map differs from the estimate (or there is no estimate to compare with)."""

@@ -1,4 +1,5 @@
-"""The depth panel: estimate, load and save the map, and how the canvas shows it."""
+"""The depth panel: estimate (with the estimator chosen for this image), load and save the map, and how the canvas
+shows it."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLabel, QPushButton, QSlider, QWidget
 
 from ..core.depth import maps as depth_maps
+from ..core.depth.estimators import DepthSettings
 from .canvas import OVERLAY_MODES, VIEW_MODES, Canvas
+from .estimator_combo import EstimatorCombo
 
 
 class DepthPanel(QWidget):
@@ -28,6 +31,12 @@ class DepthPanel(QWidget):
         self.save_button = QPushButton("Save…", objectName="saveDepthButton", enabled=False,
                                        toolTip="Save the edited depth map as 16-bit PNG or float .npy")
         self.save_button.clicked.connect(self.sig_save)
+        self.estimator_combo = EstimatorCombo("depthEstimatorCombo")
+        self.fine_detail_check = QCheckBox(self.tr("Fine detail"), objectName="depthFineDetailCheck",
+                                           toolTip=self.tr("For large photos: estimate overlapping tiles too and merge "
+                                                           "their detail in (slower)"))
+        self.estimator_note = QLabel(objectName="depthEstimatorNote", wordWrap=True)
+        self.estimator_note.setStyleSheet("color: palette(placeholder-text);")
         self.overlay_check = QCheckBox("Show over image", objectName="depthOverlayCheck", checked=True,
                                        toolTip="Show the depth with the picture (D)")
         self.opacity_slider = QSlider(Qt.Orientation.Horizontal, objectName="depthOpacitySlider",
@@ -56,18 +65,26 @@ class DepthPanel(QWidget):
         grid = QGridLayout(self)
         grid.setContentsMargins(6, 6, 6, 6)
         grid.addLayout(files, 0, 0, 1, 4)
-        grid.addWidget(self.overlay_check, 1, 0, 1, 2)
-        grid.addLayout(opacity, 1, 2, 1, 2)
-        grid.addWidget(QLabel("Overlay"), 2, 0)
-        grid.addWidget(self.overlay_mode_combo, 2, 1)
-        grid.addWidget(QLabel("Colours"), 2, 2)
-        grid.addWidget(self.colormap_combo, 2, 3)
-        grid.addWidget(QLabel("View"), 3, 0)
-        grid.addWidget(self.view_combo, 3, 1)
-        grid.addWidget(self.model_view_check, 3, 2, 1, 2)
+        grid.addWidget(QLabel(self.tr("Estimator")), 1, 0)
+        grid.addWidget(self.estimator_combo, 1, 1, 1, 2)
+        grid.addWidget(self.fine_detail_check, 1, 3)
+        grid.addWidget(self.estimator_note, 2, 0, 1, 4)
+        grid.addWidget(self.overlay_check, 3, 0, 1, 2)
+        grid.addLayout(opacity, 3, 2, 1, 2)
+        grid.addWidget(QLabel("Overlay"), 4, 0)
+        grid.addWidget(self.overlay_mode_combo, 4, 1)
+        grid.addWidget(QLabel("Colours"), 4, 2)
+        grid.addWidget(self.colormap_combo, 4, 3)
+        grid.addWidget(QLabel("View"), 5, 0)
+        grid.addWidget(self.view_combo, 5, 1)
+        grid.addWidget(self.model_view_check, 5, 2, 1, 2)
         grid.setColumnStretch(1, 1)
         grid.setColumnStretch(3, 1)
-        grid.setRowStretch(4, 1)
+        grid.setRowStretch(6, 1)
+
+        self.estimator_combo.currentIndexChanged.connect(self._show_estimator_note)
+        self.estimator_combo.sig_refreshed.connect(self._show_estimator_note)
+        self._show_estimator_note()
 
         self.overlay_check.toggled.connect(self._overlay_changed)
         self.opacity_slider.valueChanged.connect(self._overlay_changed)
@@ -81,6 +98,23 @@ class DepthPanel(QWidget):
     def _overlay_changed(self) -> None:
         self.opacity_label.setText(f"{self.opacity_slider.value()}%")
         self.canvas.set_overlay(self.overlay_check.isChecked(), self.opacity_slider.value() / 100)
+
+    def depth_settings(self) -> DepthSettings:
+        """The estimator and its settings chosen for this image."""
+        return DepthSettings(self.estimator_combo.name(), self.fine_detail_check.isChecked())
+
+    def set_depth_settings(self, settings: DepthSettings) -> None:
+        self.estimator_combo.set_name(settings.estimator)
+        self.fine_detail_check.setChecked(settings.fine_detail)
+
+    def set_model_has_own_estimator(self, has_own: bool) -> None:
+        """Whether the loaded model carries DPT-hybrid (else DPT-hybrid must be downloaded like the others)."""
+        self.estimator_combo.set_model_has_own(has_own)
+
+    def _show_estimator_note(self) -> None:
+        available = self.estimator_combo.is_available(self.estimator_combo.name())
+        self.estimator_note.setText("" if available else self.estimator_combo.missing_text())
+        self.estimator_note.setVisible(not available)
 
     def set_state(self, can_estimate: bool, has_depth: bool) -> None:
         self.estimate_button.setEnabled(can_estimate)

@@ -1,7 +1,8 @@
-"""The Settings dialog. Its Performance page picks a preset or each speed and memory option.
+"""The Settings dialog. Its Performance page picks a preset or each speed and memory option; its Depth page the
+estimator a new image starts with.
 
-The dialog only edits a PerformanceSettings value; the window stores it in QSettings and sends it
-to the worker, which applies it to the engine off the GUI thread.
+The dialog only edits values; the window stores them in QSettings and sends the performance settings
+to the worker, which applies them to the engine off the GUI thread.
 """
 
 from __future__ import annotations
@@ -14,15 +15,18 @@ from PySide6.QtWidgets import (
     QStackedWidget, QVBoxLayout, QWidget,
 )
 
+from ..core.depth.estimators import DEFAULT_ESTIMATOR, ESTIMATORS
 from ..core.speed.acceleration import (
     ATTENTION, COMPILE, COMPILE_MODES, DEFAULT_PRESET, OFFLOAD, PRECISIONS, PRESETS, PerformanceReport,
     PerformanceSettings, SettingsError, available_devices,
 )
 from ..core.paths import data_dir, is_frozen
+from .estimator_combo import EstimatorCombo
 
 SETTINGS_GROUP = "performance"
 DEVICE_KEY = "engine/device"  # shared with the app's start-up, which creates the engine on it
 PRECISION_KEY = "engine/precision"
+DEFAULT_ESTIMATOR_KEY = "depth/estimator"
 
 DEVICE_LABELS = {"auto": "Automatic (fastest available)", "cuda": "NVIDIA GPU (CUDA)", "mps": "Apple GPU (MPS)",
                  "cpu": "CPU"}
@@ -70,6 +74,16 @@ def save_performance(settings: QSettings, performance: PerformanceSettings) -> N
             settings.remove(key)
         else:
             settings.setValue(key, value)
+
+
+def load_default_estimator(settings: QSettings) -> str:
+    """The estimator a new image starts with; one this version does not know reads as the default."""
+    name = settings.value(DEFAULT_ESTIMATOR_KEY, DEFAULT_ESTIMATOR)
+    return name if name in ESTIMATORS else DEFAULT_ESTIMATOR
+
+
+def save_default_estimator(settings: QSettings, name: str) -> None:
+    settings.setValue(DEFAULT_ESTIMATOR_KEY, name)
 
 
 def _combo(name: str, labels: dict[str, str], tip: str) -> QComboBox:
@@ -206,21 +220,46 @@ class PerformancePage(QWidget):
         self.cuda_note.setText(NO_CUDA_HERE if "cuda" not in available_devices() else NOT_ON_THIS_DEVICE)
 
 
+class DepthPage(QWidget):
+    """The estimator a new image starts with; the Depth panel can choose another for each image."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.estimator_combo = EstimatorCombo("defaultEstimatorCombo")
+        explanation = QLabel(self.tr(
+            "A new image starts with this estimator; the Depth panel chooses another for one image. DPT-Hybrid "
+            "(MiDaS) is the default: SD2-depth was trained on its depth, so its pictures follow it best. "
+            "Estimators marked non-commercial may not be used for commercial work; those not downloaded can be "
+            "had in Model ▸ Models…."), objectName="depthPageLabel", wordWrap=True)
+        form = QFormLayout()
+        form.addRow(self.tr("Default estimator"), self.estimator_combo)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(explanation)
+        layout.addStretch(1)
+
+
 class SettingsDialog(QDialog):
     """Pages on the left, the chosen page on the right; OK keeps the changes."""
 
-    def __init__(self, performance: PerformanceSettings, report: PerformanceReport | None = None, parent=None):
+    def __init__(self, performance: PerformanceSettings, report: PerformanceReport | None = None, parent=None,
+                 default_estimator: str = DEFAULT_ESTIMATOR, model_has_own_estimator: bool = False):
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self.setObjectName("settingsDialog")
         self.performance_page = PerformancePage()
         self.performance_page.set_settings(performance)
         self.performance_page.show_report(report)
+        self.depth_page = DepthPage()
+        self.depth_page.estimator_combo.set_model_has_own(model_has_own_estimator)
+        self.depth_page.estimator_combo.set_name(default_estimator)
 
         self.pages = QListWidget(objectName="settingsPages", maximumWidth=150)
         self.stack = QStackedWidget()
         self.pages.addItem("Performance")
         self.stack.addWidget(self.performance_page)
+        self.pages.addItem(self.tr("Depth"))
+        self.stack.addWidget(self.depth_page)
         self.pages.currentRowChanged.connect(self.stack.setCurrentIndex)
         self.pages.setCurrentRow(0)
 
@@ -241,5 +280,9 @@ class SettingsDialog(QDialog):
     def performance(self) -> PerformanceSettings:
         return self.performance_page.settings()
 
+    def default_estimator(self) -> str:
+        return self.depth_page.estimator_combo.name()
+
     def restore_defaults(self) -> None:
         self.performance_page.set_settings(PRESETS[DEFAULT_PRESET])
+        self.depth_page.estimator_combo.set_name(DEFAULT_ESTIMATOR)

@@ -17,11 +17,13 @@ import numpy as np
 from PIL import Image
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from ..core.depth.estimators import DepthSettings
 from ..core.speed.acceleration import PerformanceSettings
 from ..core.models.demo import make_demo_model
 from ..core.depth.maps import load_depth
 from ..core.files.images import load_image
 from ..core.generation.batch import BatchItem
+from ..core.generation.depth_origin import DepthOrigin
 from ..core.generation.engine import Engine, GenerationResult, ModelInfo, StepInfo
 from ..core.errors import Cancelled, D2IError
 from ..core.history.index import History
@@ -53,8 +55,9 @@ class Worker(QObject):
     """A job ended, whatever its outcome; carries its id (its result or failure was signalled before)."""
     sig_model_loaded = Signal(object)
     """A model is ready; carries ModelInfo."""
-    sig_depth_ready = Signal(str, object)
-    """Depth estimated; carries the image key it belongs to and a float32 (H, W) array."""
+    sig_depth_ready = Signal(str, object, object)
+    """Depth estimated; carries the image key it belongs to, the core.depth.estimators.DepthEstimate (a float32 (H, W)
+    map and notes) and the DepthSettings it was made with."""
     sig_step = Signal(object)
     """One denoising step done; carries StepInfo (with a uint8 preview or None)."""
     sig_result = Signal(object)
@@ -90,18 +93,18 @@ class Worker(QObject):
             self.sig_performance.emit(self.engine.performance_report)
         self._run(job_id, "Loading model…", job)
 
-    @Slot(int, str, object)
-    def estimate_depth(self, job_id: int, key: str, image: Image.Image) -> None:
+    @Slot(int, str, object, object)
+    def estimate_depth(self, job_id: int, key: str, image: Image.Image, settings: DepthSettings) -> None:
         def job():
-            depth = self.engine.estimate_depth(image, self.cancel_event)
-            self.sig_depth_ready.emit(key, depth)
+            self.sig_depth_ready.emit(key, self.engine.depth_estimate(image, self.cancel_event, settings), settings)
         self._run(job_id, "Estimating depth…", job)
 
-    @Slot(int, object, object, object, object, object)
+    @Slot(int, object, object, object, object, object, object)
     def generate(self, job_id: int, params: GenerationParams, image: Image.Image, depth: np.ndarray | None,
-                 output: Output, mask: np.ndarray | None) -> None:
-        """`mask`: the 8-bit levels of the region to repaint (kept beside the pictures), None for all of it."""
-        self._run(job_id, "Generating…", lambda: self._generate(job_id, params, image, depth, output, mask))
+                 output: Output, mask: np.ndarray | None, depth_origin: DepthOrigin | None) -> None:
+        """`mask`: the 8-bit levels of the region to repaint (kept beside the pictures), None for all of it;
+        `depth_origin`: what made `depth`, for the record (a map estimated here is estimated as `params` say)."""
+        self._run(job_id, "Generating…", lambda: self._generate(job_id, params, image, depth, output, mask, depth_origin))
 
     @Slot(int, object, object, object, object)
     def repaint_file(self, job_id: int, params: GenerationParams, item: BatchItem, bright_is_near: bool | None,
@@ -110,16 +113,21 @@ class Worker(QObject):
         def job():
             image = load_image(item.image).image
             depth = None if item.depth is None else load_depth(item.depth, image.size, bright_is_near)[0]
-            self._generate(job_id, params, image, depth, output, None)
+            self._generate(job_id, params, image, depth, output, None,
+                           None if item.depth is None else DepthOrigin.loaded(item.depth))
         self._run(job_id, "Generating…", job)
 
     def _generate(self, job_id: int, params: GenerationParams, image: Image.Image, depth: np.ndarray | None,
-                  output: Output, mask: np.ndarray | None) -> None:
+                  output: Output, mask: np.ndarray | None, depth_origin: DepthOrigin | None) -> None:
+        if depth is None:
+            depth = self.engine.estimate_depth(image, self.cancel_event, params.depth_settings)
+            depth_origin = DepthOrigin.estimated(params.depth_settings)
         # Generation uses exactly the 16-bit map kept beside the pictures, as `d2i generate` does.
-        levels = depth_levels(self.engine.estimate_depth(image, self.cancel_event) if depth is None else depth)
+        levels = depth_levels(depth)
         result: GenerationResult = self.engine.generate(
             params, image, levels_to_depth(levels), on_step=self.sig_step.emit, cancel=self.cancel_event,
-            preview_interval=PREVIEW_INTERVAL, mask=None if mask is None else levels_to_mask(mask))
+            preview_interval=PREVIEW_INTERVAL, mask=None if mask is None else levels_to_mask(mask),
+            depth_origin=depth_origin)
         self.sig_result.emit(result)
         first = next_number(output.folder)
         targets = [output.folder / f"{first + index:05d}-{seed}.png" for index, seed in enumerate(result.seeds)]

@@ -6,7 +6,8 @@ import threading
 from PySide6.QtWidgets import QDialogButtonBox
 
 from d2i_desktop.core.speed.acceleration import PRESETS, PerformanceSettings, available_devices
-from d2i_desktop.ui.settings_dialog import PerformancePage, SettingsDialog, load_performance, save_performance
+from d2i_desktop.ui.settings_dialog import (PerformancePage, SettingsDialog, load_default_estimator, load_performance,
+                                            save_default_estimator, save_performance)
 
 
 def test_presets_fill_the_options_and_editing_one_makes_it_custom(qtbot):
@@ -60,12 +61,21 @@ def test_settings_are_stored_and_read_back(settings):
     assert load_performance(settings) == PerformanceSettings()
 
 
+def test_the_default_depth_estimator_is_stored_and_read_back(settings):
+    assert load_default_estimator(settings) == "dpt-hybrid"
+    save_default_estimator(settings, "depth-anything-v2-small")
+    settings.sync()
+    assert load_default_estimator(settings) == "depth-anything-v2-small"
+    settings.setValue("depth/estimator", "midas-v9")  # hand-edited or from a newer version
+    assert load_default_estimator(settings) == "dpt-hybrid"
+
+
 def test_restore_defaults(qtbot):
-    dialog = SettingsDialog(PRESETS["low VRAM"])
+    dialog = SettingsDialog(PRESETS["low VRAM"], default_estimator="zoedepth")
     qtbot.addWidget(dialog)
-    assert dialog.performance() == PRESETS["low VRAM"]
+    assert dialog.performance() == PRESETS["low VRAM"] and dialog.default_estimator() == "zoedepth"
     dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.RestoreDefaults).click()
-    assert dialog.performance() == PerformanceSettings()
+    assert dialog.performance() == PerformanceSettings() and dialog.default_estimator() == "dpt-hybrid"
 
 
 def test_settings_from_the_menu_are_applied_on_the_worker_thread(qtbot, window):

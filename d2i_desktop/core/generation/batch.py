@@ -63,20 +63,24 @@ class Repainted:
 def repaint(engine, params: GenerationParams, image_path: Path, loaded: LoadedImage, depth_path: Path | None,
             bright_is_near: bool | None, target: Path, on_step=None, hashes: HashCache | None = None,
             mask_levels=None) -> Repainted:
-    """Repaint one image file (depth from `depth_path`, else estimated; only where the 8-bit `mask_levels` say, when
+    """Repaint one image file (depth from `depth_path`, else estimated as the params say; only where the 8-bit `mask_levels` say, when
     given) and save every picture with its record near `target` (`target`, then `STEM-1.png`, ...)."""
     from ..depth.maps import load_depth
+    from .depth_origin import DepthOrigin
     from .masks import levels_to_mask
 
     notes = list(loaded.notes)
     if depth_path is None:
-        depth = engine.estimate_depth(loaded.image)
+        estimate = engine.depth_estimate(loaded.image, settings=params.depth_settings)
+        depth, origin = estimate.depth, DepthOrigin.estimated(params.depth_settings)
+        notes += estimate.notes
     else:
         depth, depth_notes = load_depth(depth_path, loaded.image.size, bright_is_near)
+        origin = DepthOrigin.loaded(depth_path)
         notes += depth_notes
     levels = depth_levels(depth)  # generation uses exactly the 16-bit map kept beside the picture
     result = engine.generate(params, loaded.image, levels_to_depth(levels), on_step=on_step,
-                             mask=None if mask_levels is None else levels_to_mask(mask_levels))
+                             mask=None if mask_levels is None else levels_to_mask(mask_levels), depth_origin=origin)
     targets = [target.with_name(f"{target.stem}-{index}{target.suffix}") if index else target
                for index in range(len(result.images))]
     saved = save_result(engine, result, image_path, loaded.image, levels, targets, hashes, mask_levels)

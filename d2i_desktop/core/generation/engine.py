@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import threading
 import time
@@ -16,9 +15,12 @@ import torch
 from PIL import Image
 
 from . import prompts
+from ..depth.estimators import DepthEstimate, DepthSettings
 from ..speed.acceleration import PerformanceReport, PerformanceSettings, adapter_signature, apply_performance
 from ..models.demo import DEMO_LABEL
 from ..errors import Cancelled, D2IError, Fix, ModelError
+from .depth_origin import DepthOrigin
+from .depth_source import DepthSource
 from .guards import InvalidValues, all_finite, free_memory, out_of_memory_guard
 from .masks import LatentBlend, check_mask, composite
 from .params import SCHEDULERS, GenerationParams, parameters_text
@@ -66,6 +68,7 @@ class ModelInfo:
     dtype: str
     is_demo: bool
     notes: tuple[str, ...] = ()  # e.g. that depth maps must be supplied because the model has no depth estimator
+    own_depth_estimator: bool = True  # the pipeline holds its DPT-hybrid (else DPT-hybrid comes from the cache)
 
     @property
     def label(self) -> str:
@@ -89,16 +92,13 @@ class GenerationResult:
     seconds: float
     extra: dict[str, str] = field(default_factory=dict)  # more metadata fields, e.g. "Lora hashes"
     notes: tuple[str, ...] = ()  # what the engine did to get a valid picture, e.g. a decode retried in fp32
+    depth_origin: DepthOrigin | None = None  # what made the depth map; None when the caller did not say
 
     def parameters_text(self, index: int) -> str:
         return parameters_text(self.params, self.seeds[index], self.images[index].size, self.model.label, self.extra)
 
 
 StepCallback = Callable[[StepInfo], None]
-
-
-def image_key(image: Image.Image) -> str:
-    return hashlib.blake2b(image.tobytes(), digest_size=16, person=f"{image.size}".encode()[:16]).hexdigest()
 
 
 class Engine:
@@ -111,7 +111,7 @@ class Engine:
         self.info: ModelInfo | None = None
         self._base_scheduler_config = None
         self._scheduler_name: str | None = None
-        self._depth_cache: tuple[str, np.ndarray] | None = None
+        self.depth_source = DepthSource()
         self.performance = PerformanceSettings(device=device or "auto", precision=dtype or "auto")
         self.performance_report: PerformanceReport | None = None
         self.accelerator: UNetAccelerator | None = None
@@ -140,7 +140,8 @@ class Engine:
         self._base_scheduler_config = dict(pipe.scheduler.config)
         self._scheduler_name = None
         self.info = ModelInfo(name=loaded.name, source=source, device=self.device, dtype=str(self.dtype).removeprefix("torch."),
-                              is_demo=loaded.is_demo, notes=loaded.notes)
+                              is_demo=loaded.is_demo, notes=loaded.notes,
+                              own_depth_estimator=pipe.depth_estimator is not None)
         log.info("loaded %s on %s (%s)", source, self.device, self.dtype)
         self._apply_performance(fresh=True)
         return self.info
@@ -151,7 +152,7 @@ class Engine:
         self._adapters = None
         self.pipe = None
         self.info = None
-        self._depth_cache = None
+        self.depth_source.clear()
         # No gc.collect() here: this runs on the worker thread, and a collection there may
         # destroy Qt objects owned by the GUI thread. Dropping the references frees the model.
         free_memory()
@@ -165,6 +166,8 @@ class Engine:
         current_offload = self.performance_report.effective.offload if self.performance_report else "none"
         wanted_offload = settings.offload if device.startswith("cuda") else "none"
         reload = self.pipe is not None and ((device, dtype) != (self.device, self.dtype) or current_offload != wanted_offload)
+        if (device, dtype) != (self.device, self.dtype):
+            self.depth_source.clear()
         self.device, self.dtype, self.performance = device, dtype, settings
         if reload:
             self.load(self.info.source)
@@ -218,32 +221,26 @@ class Engine:
         return self.pipe
 
     # -- depth -------------------------------------------------------------------------
-    def estimate_depth(self, image: Image.Image, cancel: threading.Event | None = None) -> np.ndarray:
-        """The pipeline's own DPT estimate as float32 (H, W) at the image's size; bright = near."""
+    def depth_estimate(self, image: Image.Image, cancel: threading.Event | None = None,
+                       settings: DepthSettings = DepthSettings()) -> DepthEstimate:
+        """The depth of `image` as `settings` ask (float32 (H, W) at the image's size; bright = near), with notes:
+        DPT-hybrid is the pipeline's own when the model has one, any other estimator is loaded on first use."""
         pipe = self._require_pipe()
         _check(cancel)
-        key = image_key(image)
-        if self._depth_cache and self._depth_cache[0] == key:
-            return self._depth_cache[1].copy()
-        estimator = pipe.depth_estimator
-        if estimator is None:
-            raise ModelError("This model has no depth estimator, so it cannot estimate depth.",
-                             "Load a depth map for the image, or add a DPT depth estimator to the model in Model > Models….")
-        pixels = pipe.feature_extractor(images=image.convert("RGB"), return_tensors="pt").pixel_values
-        pixels = pixels.to(device=self.device, dtype=estimator.dtype)
-        # DPT-Hybrid's batch norms misbehave in plain fp16; the pipeline runs it under autocast too.
-        autocast = torch.autocast(self.device, dtype=self.dtype) if self.device.startswith("cuda") else contextlib.nullcontext()
-        with out_of_memory_guard("estimating depth"), torch.inference_mode(), autocast:
-            predicted = estimator(pixels).predicted_depth
-            depth = torch.nn.functional.interpolate(
-                predicted.unsqueeze(1).float(), size=(image.height, image.width), mode="bicubic", align_corners=False,
-            )[0, 0].cpu().numpy().astype(np.float32)
-        if not np.isfinite(depth).all():
-            raise InvalidValues("The depth estimator produced invalid values (NaN or infinity).",
-                                "Load a depth map for this image, or use fp32 precision (Edit > Settings > Performance).",
-                                fix=self._precision_fix())
-        self._depth_cache = (key, depth)
-        return depth.copy()
+        try:
+            return self.depth_source.estimate(image, settings, pipe, self.device, self.dtype, cancel)
+        except InvalidValues as exc:
+            fix = self._precision_fix() if exc.fix is not None else None
+            if fix is None:
+                raise
+            name = fix.changes["precision"]  # bf16 where the GPU has it, rather than fp32
+            raise InvalidValues(exc.message, f"Load a depth map for this image, or use {name} precision "
+                                             "(Edit > Settings > Performance).", fix=fix) from exc
+
+    def estimate_depth(self, image: Image.Image, cancel: threading.Event | None = None,
+                       settings: DepthSettings = DepthSettings()) -> np.ndarray:
+        """The map of depth_estimate() alone."""
+        return self.depth_estimate(image, cancel, settings).depth
 
     # -- generation --------------------------------------------------------------------
     def _use_scheduler(self, name: str) -> None:
@@ -258,8 +255,10 @@ class Engine:
 
     def generate(self, params: GenerationParams, image: Image.Image, depth: np.ndarray | None = None,
                  on_step: StepCallback | None = None, cancel: threading.Event | None = None,
-                 preview_interval: float = 0.0, mask: np.ndarray | None = None) -> GenerationResult:
-        """Repaint `image` guided by `depth` (estimated when None). Raises Cancelled or D2IError.
+                 preview_interval: float = 0.0, mask: np.ndarray | None = None,
+                 depth_origin: DepthOrigin | None = None) -> GenerationResult:
+        """Repaint `image` guided by `depth` (estimated as the params' depth settings say when None; `depth_origin`
+        says what made a given one, for the record). Raises Cancelled or D2IError.
 
         With a `mask` (core.masks: float32 (H, W) in 0..1, 1 = repaint) only that region is repainted, still
         guided by the whole depth map; where the mask is 0 the pictures are the input, pixel for pixel.
@@ -274,7 +273,8 @@ class Engine:
             raise D2IError(f"Image size {image.width}x{image.height} is not a multiple of 8.",
                            "Load it through load_image(), which fixes the size.")
         if depth is None:
-            depth = self.estimate_depth(image, cancel)
+            depth = self.estimate_depth(image, cancel, params.depth_settings)
+            depth_origin = DepthOrigin.estimated(params.depth_settings)
         if not np.isfinite(depth).all() or float(depth.max() - depth.min()) == 0.0:
             raise D2IError("The depth map is constant or holds invalid values.", "Estimate the depth again or load another map.")
         notes: list[str] = list(check_mask(mask, image.size)) if mask is not None else []
@@ -330,8 +330,10 @@ class Engine:
             if self.accelerator is not None:
                 self.accelerator.end_run()
         recorded = replace(params, prompt=extras.recorded_prompt, loras=())  # the LoRAs appear as <lora:…> tags
-        fields = extras.metadata_fields() | ({"Mask": "True"} if mask is not None else {})
-        return GenerationResult(images, seeds, recorded, self.info, time.perf_counter() - started, fields, tuple(notes))
+        fields = (extras.metadata_fields() | (depth_origin.parameters_fields() if depth_origin else {})
+                  | ({"Mask": "True"} if mask is not None else {}))
+        return GenerationResult(images, seeds, recorded, self.info, time.perf_counter() - started, fields, tuple(notes),
+                                depth_origin)
 
     def _precision_fix(self) -> Fix | None:
         """The precision to try when this one gives invalid values: bf16 keeps fp16's speed where the GPU has it."""

@@ -8,7 +8,8 @@ import math
 import secrets
 from dataclasses import dataclass
 
-from ..errors import ParamError
+from ..depth.estimators import DEFAULT_ESTIMATOR, ESTIMATORS, DepthSettings
+from ..errors import ModelError, ParamError
 
 # Display name -> (diffusers scheduler class, config overrides). Names follow
 # AUTOMATIC1111 so the metadata's `Sampler:` field reads the same in other tools.
@@ -70,6 +71,12 @@ class GenerationParams:
     scheduler: str = DEFAULT_SCHEDULER
     loras: tuple[tuple[str, float], ...] = ()  # (library name, weight) picked in the library panel
     tile: bool = False  # a picture that repeats seamlessly (core.tiling)
+    depth_estimator: str = DEFAULT_ESTIMATOR  # what estimates the depth when generation has to (core.depth.estimators)
+    depth_fine_detail: bool = False
+
+    @property
+    def depth_settings(self) -> DepthSettings:
+        return DepthSettings(self.depth_estimator, self.depth_fine_detail)
 
     def validated(self) -> "GenerationParams":
         """Return a copy with the scheduler name made canonical, or raise ParamError."""
@@ -99,6 +106,10 @@ class GenerationParams:
             if not math.isfinite(weight) or abs(weight) > MAX_LORA_WEIGHT:
                 raise ParamError(f"The weight {weight:g} of LoRA '{name}' is outside -{MAX_LORA_WEIGHT:g}..{MAX_LORA_WEIGHT:g}.",
                                  "Most LoRAs work best between 0.5 and 1.")
+        try:
+            self.depth_settings.validated()
+        except ModelError as exc:
+            raise ParamError(exc.message, exc.hint) from None
         return dataclasses.replace(self, scheduler=resolve_scheduler(self.scheduler))
 
     def resolved_seed(self) -> int:
@@ -146,6 +157,12 @@ def _quote(value: str) -> str:
     return value
 
 
+def _estimator_named(text: str) -> str | None:
+    """The estimator a label (as the settings text writes it) or a name stands for."""
+    wanted = text.strip().lower()
+    return next((name for name, spec in ESTIMATORS.items() if wanted in (name, spec.label.lower())), None)
+
+
 def params_from_fields(fields: dict[str, str], base: GenerationParams) -> tuple[GenerationParams, list[str]]:
     """`base` with the settings another picture carries (parse_parameters output, AUTOMATIC1111 style).
 
@@ -165,6 +182,13 @@ def params_from_fields(fields: dict[str, str], base: GenerationParams) -> tuple[
             except ValueError:
                 notes.append(f"{key} '{fields[key]}' is not a number; kept {getattr(base, name)}.")
     values["tile"] = fields.get("Tiling", "").lower() == "true"
+    if "Depth fine detail" in fields:
+        values["depth_fine_detail"] = fields["Depth fine detail"].lower() == "true"
+    if fields.get("Depth estimator"):
+        named = _estimator_named(fields["Depth estimator"])
+        if named is None:
+            notes.append(f"Depth estimator '{fields['Depth estimator']}' is not known here; kept {base.depth_estimator}.")
+        values["depth_estimator"] = named or base.depth_estimator
     sampler = fields.get("Sampler", "")
     if fields.get("Schedule type", "").lower() == "karras" and "karras" not in sampler.lower():
         sampler = f"{sampler} Karras"  # newer AUTOMATIC1111 writes the schedule separately

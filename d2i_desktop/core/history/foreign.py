@@ -4,11 +4,13 @@ Fooocus, InvokeAI, ComfyUI, NovelAI), read with the sd-parsers library, and whic
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from ..depth.estimators import DEFAULT_ESTIMATOR, ESTIMATORS
 from ..errors import D2IError
 from ..files.images import open_image
+from ..generation.depth_origin import DepthOrigin
 from ..generation.params import MAX_SEED, GenerationParams, params_from_fields
 from .record import read_record
 
@@ -64,12 +66,18 @@ def _from_record(record: dict, base: GenerationParams) -> PictureSettings:
     import json
 
     params = GenerationParams.from_json(json.dumps(record["params"] | {"seed": record["seed"], "num_images": 1}))
+    notes = ()
+    if params.depth_estimator not in ESTIMATORS:  # older records name none (DPT-hybrid); a newer version's may be unknown
+        notes = (f"Depth estimator '{params.depth_estimator}' is not known here; {DEFAULT_ESTIMATOR} is chosen.",)
+        params = replace(params, depth_estimator=DEFAULT_ESTIMATOR)
+    origin = DepthOrigin.from_record(record.get("depth", {}).get("origin"))
     settings = {"seed": record["seed"], "steps": params.steps, "guidance": params.guidance_scale,
                 "strength": params.strength, "size": f"{record['image']['width']}x{record['image']['height']}",
+                "depth map": origin.describe() if origin else "not recorded",
                 "precision": record.get("precision"), "device": record.get("device", {}).get("name"),
                 "made": record.get("created"), "model sha256": record["model"].get("sha256")}
     return PictureSettings("d2i-desktop", params.prompt, params.negative_prompt, params.scheduler, record["model"]["name"],
-                           settings, params, (), record)
+                           settings, params, notes, record)
 
 
 def _from_other_tool(found, base: GenerationParams) -> PictureSettings:

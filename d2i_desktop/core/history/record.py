@@ -2,7 +2,8 @@
 
 The record is JSON in the PNG text chunk `d2i-record`, beside AUTOMATIC1111's `parameters` text.
 The depth map used is kept beside the picture as `NAME.depth.png` (16-bit); generation runs on
-exactly those 16-bit levels, so reading the file back gives the very map that was used. A repaint
+exactly those 16-bit levels, so reading the file back gives the very map that was used. What made the map
+is `depth.origin`: the estimator and its settings, a file, or a hand edit (absent in older records). A repaint
 mask, when one was used, is kept beside it the same way as `NAME.mask.png` (8-bit, white = repaint).
 """
 
@@ -166,7 +167,8 @@ def build_record(result, index: int, facts: RunFacts, input_path: str | Path | N
         "input": {"path": str(input_path) if input_path else None, "sha256": hashes.sha256(input_path) if input_path else None,
                   "pixels_sha256": pixels_sha256(input_image),
                   "width": input_image.width, "height": input_image.height},
-        "depth": {"sha256": depth_sha256(levels), "width": int(levels.shape[1]), "height": int(levels.shape[0])},
+        "depth": {"sha256": depth_sha256(levels), "width": int(levels.shape[1]), "height": int(levels.shape[0])}
+                 | ({"origin": result.depth_origin.to_record()} if result.depth_origin else {}),
         **({"mask": {"sha256": mask_sha256(mask_levels), "width": int(mask_levels.shape[1]),
                      "height": int(mask_levels.shape[0])}} if mask_levels is not None else {}),
         "scheduler": {"name": params.scheduler} | facts.scheduler,

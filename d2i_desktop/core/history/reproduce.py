@@ -13,13 +13,15 @@ import numpy as np
 from PIL import Image
 
 from ..speed.acceleration import PerformanceSettings
-from ..errors import D2IError
+from ..depth.estimators import DEFAULT_ESTIMATOR, ESTIMATORS
+from ..errors import D2IError, ModelError
 from ..files.images import load_image, open_image
+from ..generation.depth_origin import ESTIMATED, DepthOrigin
 from ..generation.params import GenerationParams
 from .hashes import HashCache
 from ..generation.masks import levels_to_mask
-from .record import (RecordError, RunFacts, build_record, depth_path_for, levels_to_depth, mask_path_for, read_depth_levels,
-                     read_mask_levels, save_with_record)
+from .record import (RecordError, RunFacts, build_record, depth_levels, depth_path_for, levels_to_depth, mask_path_for,
+                     read_depth_levels, read_mask_levels, save_with_record)
 
 # What a record holds that can make a picture come out differently, as (label, path into the record).
 _COMPARED = (
@@ -76,7 +78,12 @@ class Reproduction:
 
 def reproduce(picture: str | Path, record: dict, out: str | Path, say: Callable[[str], None] = lambda text: None,
               engine=None) -> Reproduction:
-    """Run `record` (read from `picture`) again, save the new picture as `out` (a free name) and compare."""
+    """Run `record` (read from `picture`) again, save the new picture as `out` (a free name) and compare.
+
+    The depth map beside the picture is used whenever it is there: generation ran on exactly its levels. When it is
+    missing and the record says it was an estimate, the depth is estimated again with the recorded estimator, or,
+    where that one cannot be had, with the default one (and the difference is named).
+    """
     from ..generation.engine import Engine
 
     picture = Path(picture)
@@ -86,33 +93,56 @@ def reproduce(picture: str | Path, record: dict, out: str | Path, say: Callable[
     if not Path(recorded["path"]).is_file():
         raise RecordError(f"The input image {recorded['path']} is no longer there.", "Put it back to make the picture again.")
     depth_file = depth_path_for(picture)
-    if not depth_file.is_file():
+    origin = DepthOrigin.from_record(record["depth"].get("origin"))
+    levels = read_depth_levels(depth_file) if depth_file.is_file() else None
+    estimate_again = levels is None and origin is not None and origin.kind == ESTIMATED
+    if levels is None and not estimate_again:
         raise RecordError(f"The depth map {depth_file.name} beside the picture is missing.", "Put it back to make the picture again.")
     mask_file = mask_path_for(picture)
     if record.get("mask") and not mask_file.is_file():
         raise RecordError(f"The mask {mask_file.name} beside the picture is missing.", "Put it back to make the picture again.")
     image = load_image(recorded["path"]).image
-    levels = read_depth_levels(depth_file)
     mask_levels = read_mask_levels(mask_file) if record.get("mask") else None
     params = dataclasses.replace(GenerationParams.from_json(json.dumps(record["params"])),
                                  seed=record["batch"]["first_seed"], num_images=record["batch"]["size"])
+    if params.depth_estimator not in ESTIMATORS:  # a newer version's: the map comes from the file or the origin
+        params = dataclasses.replace(params, depth_estimator=DEFAULT_ESTIMATOR)
     if engine is None:
         engine = Engine(device=record["device"]["type"], dtype=record["precision"])
         requested = PerformanceSettings(**record["performance"]["requested"])
         engine.set_performance(dataclasses.replace(requested, device=record["device"]["type"], precision=record["precision"]))
         say(f"loading model {record['model']['source']} on {engine.device}…")
         engine.load(record["model"]["source"])
+    stand_in_note = ()
+    if estimate_again:
+        say(f"the depth map {depth_file.name} beside the picture is missing: estimating it again ({origin.describe()})…")
+        levels, origin, stand_in_note = _estimate_again(engine, image, origin)
     say(f"generating seed {record['seed']} ({record['params']['steps']} steps)…")
-    result = engine.generate(params, image, levels_to_depth(levels),
+    result = engine.generate(params, image, levels_to_depth(levels), depth_origin=origin,
                              mask=levels_to_mask(mask_levels) if mask_levels is not None else None)
     index = record["batch"]["index"]
     hashes = HashCache()
     new_record = build_record(result, index, RunFacts.of(engine, hashes), recorded["path"], image, levels, hashes, mask_levels)
     saved = save_with_record(result.images[index], out, result.parameters_text(index), new_record, levels, mask_levels)
-    return _compare(picture, result.images[index], record, new_record, saved)
+    return _compare(picture, result.images[index], record, new_record, saved, stand_in_note)
 
 
-def _compare(picture: Path, new: Image.Image, record: dict, new_record: dict, saved: Path) -> Reproduction:
+def _estimate_again(engine, image: Image.Image, origin: DepthOrigin) -> tuple[np.ndarray, DepthOrigin, tuple[str, ...]]:
+    """The 16-bit levels of the depth estimated as `origin` says, the origin of the map made, and a line naming the
+    recorded estimator when it cannot be had and the default one stood in."""
+    try:
+        return depth_levels(engine.estimate_depth(image, settings=origin.settings)), origin, ()
+    except ModelError as exc:
+        if origin.settings.estimator == DEFAULT_ESTIMATOR:
+            raise
+        stand_in = DepthOrigin.estimated(dataclasses.replace(origin.settings, estimator=DEFAULT_ESTIMATOR))
+        levels = depth_levels(engine.estimate_depth(image, settings=stand_in.settings))
+        return levels, stand_in, (f"depth estimator: {origin.describe()} then, {stand_in.describe()} now "
+                                  f"({exc.message.rstrip('.')})",)
+
+
+def _compare(picture: Path, new: Image.Image, record: dict, new_record: dict, saved: Path,
+             stand_in_note: tuple[str, ...]) -> Reproduction:
     with open_image(picture) as old_image:
         old = np.asarray(old_image.convert("RGB"), dtype=np.int16)
     fresh = np.asarray(new.convert("RGB"), dtype=np.int16)
@@ -121,7 +151,8 @@ def _compare(picture: Path, new: Image.Image, record: dict, new_record: dict, sa
                        "The input image has changed.")
     difference = np.abs(old - fresh)
     mse = float(np.mean(difference.astype(np.float64) ** 2))
-    changed = tuple(change for label, keys in _COMPARED for change in _changes(label, _get(record, keys), _get(new_record, keys)))
+    changed = stand_in_note + tuple(change for label, keys in _COMPARED
+                                  for change in _changes(label, _get(record, keys), _get(new_record, keys)))
     return Reproduction(saved, not difference.any(), int(difference.max()), float(difference.mean()),
                         math.inf if mse == 0 else 10 * math.log10(255 ** 2 / mse), changed)
 

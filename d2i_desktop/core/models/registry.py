@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 
 REQUIRED_PARTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 _WEIGHT_SUFFIXES = (".safetensors", ".bin")
-NO_DEPTH_ESTIMATOR_NOTE = "No depth estimator: load a depth map for each image (File > Load depth map)."
+NO_DEPTH_ESTIMATOR_NOTE = ("This model has no depth estimator of its own: choose a downloaded one in the Depth "
+                           "panel (Model > Models… downloads them), or load a depth map for each image.")
 _REGISTRY_LOCK = threading.Lock()  # the GUI thread adds models while the worker thread records their use
 
 
