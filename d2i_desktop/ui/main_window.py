@@ -17,8 +17,10 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.depth import maps as depth_maps
+from ..core.depth.estimators import DepthEstimate, DepthSettings
 from ..core.models.demo import DEMO_LABEL
 from ..core.generation.batch import BatchItem, plan
+from ..core.generation.depth_origin import DepthOrigin
 from ..core.generation.engine import GenerationResult, ModelInfo, StepInfo
 from ..core.errors import D2IError
 from ..core.history.foreign import PictureSettings
@@ -38,7 +40,8 @@ from .notice_bar import NoticeBar
 from .mask_panel import MaskPanel
 from .params_panel import ParamsPanel
 from .queue_panel import QueuePanel
-from .settings_dialog import SettingsDialog, load_performance, save_performance
+from .settings_dialog import (SettingsDialog, load_default_estimator, load_performance, save_default_estimator,
+                              save_performance)
 from .settings_reader import SettingsReader
 from .theme import THEME_SYSTEM, THEMES, apply_theme
 from .worker import Output, WorkerThread
@@ -112,8 +115,8 @@ class ShortcutSheet(QDialog):
 
 class MainWindow(QMainWindow):
     sig_request_model = Signal(int, str, bool)
-    sig_request_depth = Signal(int, str, object)
-    sig_request_generate = Signal(int, object, object, object, object, object)
+    sig_request_depth = Signal(int, str, object, object)
+    sig_request_generate = Signal(int, object, object, object, object, object, object)
     sig_request_repaint_file = Signal(int, object, object, object, object)
     sig_request_performance = Signal(int, object)
     sig_request_mix = Signal(int, object, str)
@@ -505,7 +508,10 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Results are saved in {folder}", 5000)
 
     def show_settings_dialog(self) -> SettingsDialog:
-        dialog = SettingsDialog(load_performance(self.settings), self.performance_report, self)
+        dialog = SettingsDialog(load_performance(self.settings), self.performance_report, self,
+                                default_estimator=load_default_estimator(self.settings),
+                                model_has_own_estimator=self.model is not None and self.model.own_depth_estimator)
+        dialog.accepted.connect(lambda: save_default_estimator(self.settings, dialog.default_estimator()))
         dialog.accepted.connect(lambda: self.apply_performance(dialog.performance()))
         dialog.finished.connect(dialog.deleteLater)
         dialog.open()
@@ -549,7 +555,8 @@ class MainWindow(QMainWindow):
             self.models_dialog.sig_use_model.connect(self.load_model)
             self.models_dialog.sig_use_demo.connect(self.use_demo_model)
         self.models_dialog.set_first_run(first_run)
-        self.models_dialog.set_current(self.model.source if self.model is not None else "")
+        self.models_dialog.set_default_estimator(load_default_estimator(self.settings))
+        self.models_dialog.set_model_in_use(self.model)
         self.models_dialog.show()
         self.models_dialog.raise_()
         return self.models_dialog
@@ -565,7 +572,8 @@ class MainWindow(QMainWindow):
         self.model_label.setText(f"Model: {info.label} · {info.device} {info.dtype}")
         self.model_label.setStyleSheet("color:#f0b429; font-weight:bold;" if info.is_demo else "")
         if self.models_dialog is not None:
-            self.models_dialog.set_current(info.source)
+            self.models_dialog.set_model_in_use(info)
+        self.depth_panel.set_model_has_own_estimator(info.own_depth_estimator)
         if info.is_demo:
             self.demo_notice.show_message(f"Using the {DEMO_LABEL}: pictures will be noise.",
                                           "Add a real SD2-depth model with Model ▸ Models… to make real pictures.",
@@ -607,7 +615,10 @@ class MainWindow(QMainWindow):
         self.notice.show_message("The clipboard holds no picture.", "Copy an image or an image file, then paste again.")
         return False
 
-    def set_image(self, loaded: LoadedImage, name: str, path: str | Path | None = None, estimate: bool = True) -> None:
+    def set_image(self, loaded: LoadedImage, name: str, path: str | Path | None = None, estimate: bool = True,
+                  depth_settings: DepthSettings | None = None) -> None:
+        """Open `loaded`; its depth is estimated as `depth_settings` say (default: the estimator of Edit ▸ Settings)."""
+        self.depth_panel.set_depth_settings(depth_settings or DepthSettings(load_default_estimator(self.settings)))
         self.session.open_image(loaded, name, path)
         self.results_list.clear()
         self.results_list.hide()
@@ -660,14 +671,15 @@ class MainWindow(QMainWindow):
         if loaded is None:
             self.sig_settings_taken.emit(str(path), False)
             return
-        self.set_image(loaded, Path(source).name, source, estimate=not depth_file.is_file())
+        self.set_image(loaded, Path(source).name, source, estimate=not depth_file.is_file(),
+                       depth_settings=found.params.depth_settings)
         if depth_file.is_file():
             depth = self.attempt(depth_maps.load_depth, depth_file, loaded.image.size, True)
             if depth is None:
                 self.estimate_depth()
                 self.sig_settings_taken.emit(str(path), False)
                 return
-            self.set_depth(depth[0], f"Load {depth_file.name}")
+            self.set_depth(depth[0], f"Load {depth_file.name}", origin=DepthOrigin.loaded(depth_file))
         self.notice.show_message(f"Settings, input image and depth map taken from {Path(path).name}.", " ".join(notes),
                                  "info")
         self.sig_settings_taken.emit(str(path), True)
@@ -680,6 +692,8 @@ class MainWindow(QMainWindow):
         """Put a picture's settings and LoRAs into the panels; the notes about what could not be taken over."""
         params, notes = found.params, list(found.notes)
         self.params_panel.set_params(params)
+        if found.record is not None:  # other tools' pictures say nothing of a depth estimator
+            self.depth_panel.set_depth_settings(params.depth_settings)
         if params.seed != self.params_panel.seed.value():
             notes.append(f"Seed {params.seed} is larger than the seed box holds; it is set to random.")
         missing = self.library_panel.select_loras(params.loras)
@@ -712,19 +726,26 @@ class MainWindow(QMainWindow):
             self._depth_wanted = True  # estimated as soon as the model is ready
             return
         self._depth_wanted = False
-        self.sig_request_depth.emit(self.session.add_job("Estimating depth…").id, self.session.image_key, image.image)
+        self.sig_request_depth.emit(self.session.add_job("Estimating depth…").id, self.session.image_key, image.image,
+                                    self.depth_panel.depth_settings())
 
-    def _on_depth_ready(self, key: str, depth: np.ndarray) -> None:
+    def _on_depth_ready(self, key: str, estimate: DepthEstimate, settings: DepthSettings) -> None:
         if key == self.session.image_key:
             replaces_edits = self.session.depth.is_edited()
-            self.set_depth(depth, "Estimate depth", estimate_key=key)
+            self.set_depth(estimate.depth, "Estimate depth", estimate_key=key, origin=DepthOrigin.estimated(settings))
+            notes = "; ".join(estimate.notes)
+            notes = notes[:1].upper() + notes[1:] + "." if notes else ""
             if replaces_edits:
                 self.notice.show_message("The depth is back to this image's estimate.",
-                                         "Undo (Ctrl+Z) brings your edits back.", "info")
+                                         f"Undo (Ctrl+Z) brings your edits back. {notes}".strip(), "info")
+            elif notes:
+                self.notice.show_message(self.tr("Depth estimated with {what}.").format(what=settings.describe()),
+                                         notes, "info")
 
-    def set_depth(self, depth: np.ndarray, text: str = "Set depth", estimate_key: str | None = None) -> None:
+    def set_depth(self, depth: np.ndarray, text: str = "Set depth", estimate_key: str | None = None,
+                  origin: DepthOrigin | None = None) -> None:
         """Make `depth` the map to edit and generate with; replacing a map of the same size is undoable."""
-        self.session.depth.load(depth, text, estimate_key)
+        self.session.depth.load(depth, text, estimate_key, origin)
 
     def _on_depth_changed(self, box) -> None:
         if box is None:
@@ -750,7 +771,7 @@ class MainWindow(QMainWindow):
             return False
         depth, notes = loaded
         self._depth_wanted = False
-        self.set_depth(depth, f"Load {Path(path).name}")
+        self.set_depth(depth, f"Load {Path(path).name}", origin=DepthOrigin.loaded(path))
         self.notice.show_message(f"Depth map loaded from {Path(path).name}.", " ".join(notes), "info")
         return True
 
@@ -780,8 +801,7 @@ class MainWindow(QMainWindow):
         if self.model is None:
             self.notice.show_message("No model is loaded yet.", "Wait for the model to load, or choose one in the Model menu.")
             return
-        params = self.attempt(lambda: replace(self.params_panel.params(),
-                                              loras=self.library_panel.selected_loras()).validated())
+        params = self.attempt(self._panel_params)
         if params is None:
             return
         if self.notice.level == "error":
@@ -790,7 +810,7 @@ class MainWindow(QMainWindow):
         # A copy: the worker must not see strokes painted after Generate.
         depth = None if self.depth is None else self.depth.copy()
         rest = (self.session.image.image, depth, Output(self.output_dir(), self.session.image_path),
-                self.mask_panel.levels())
+                self.mask_panel.levels(), self.session.depth.origin())
         count = self.params_panel.batch.value()
         first = params.seed if count == 1 else params.resolved_seed()
         for index in range(count):
@@ -816,8 +836,7 @@ class MainWindow(QMainWindow):
             self.notice.show_message("No model is loaded yet.", "Wait for the model to load, or choose one in the Model menu.")
             return 0
         split = self.attempt(plan, Path(folder), self.output_dir(), HashCache())
-        params = None if split is None else self.attempt(lambda: replace(
-            self.params_panel.params(), loras=self.library_panel.selected_loras()).validated())
+        params = None if split is None else self.attempt(self._panel_params)
         if params is None:
             return 0
         self.settings.setValue("params/last", params.to_json())
@@ -832,6 +851,12 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Queued {len(todo)} image(s) of {Path(folder).name}.", 8000)
         self._dispatch()
         return len(todo)
+
+    def _panel_params(self) -> GenerationParams:
+        """The Generate panel's settings with the ticked LoRAs and the Depth panel's estimator, validated."""
+        depth = self.depth_panel.depth_settings()
+        return replace(self.params_panel.params(), loras=self.library_panel.selected_loras(),
+                       depth_estimator=depth.estimator, depth_fine_detail=depth.fine_detail).validated()
 
     def _dispatch(self) -> None:
         """Send the first queued generation to the worker if it is free."""
@@ -849,6 +874,7 @@ class MainWindow(QMainWindow):
         job = self.session.take_back(job_id)
         if job is not None:
             self.params_panel.set_params(job.request[0])
+            self.depth_panel.set_depth_settings(job.request[0].depth_settings)
             self.params_panel.batch.setValue(1)
             self.statusBar().showMessage("The job's settings are in the Generate panel; Generate queues it again.", 8000)
 
