@@ -29,6 +29,8 @@ def add_models_parsers(commands) -> None:
                                                     "every file's sha256) and add it to the model list")
     download.add_argument("repo", nargs="?", help="a Hugging Face id of a diffusers SD2-depth model (default: the known "
                                                   "sources in order: " + ", ".join(s.repo_id for s in SD2_DEPTH_SOURCES) + ")")
+    download.add_argument("--estimator", metavar="NAME", help="download this depth estimator instead of a model "
+                                                              "(the names: d2i estimators)")
     download.add_argument("--variant", default="fp16", help="weights variant to prefer ('' for full precision)")
     download.add_argument("--endpoint", help="a Hub mirror such as https://hf-mirror.com, remembered for the next "
                                              "downloads once it worked (default: the remembered one, else HF_ENDPOINT, "
@@ -69,9 +71,10 @@ def cmd_models(args) -> int:
 
 
 def cmd_download(args) -> int:
+    from .core.depth.estimator_catalogue import estimator_spec
     from .core.errors import D2IError
     from .core.models import registry as models
-    from .core.models.downloads import download_model, download_sd2_depth
+    from .core.models.downloads import download_estimator, download_model, download_sd2_depth
     from .core.models.hub_endpoint import check_endpoint, resolve_endpoint
 
     endpoint = resolve_endpoint(args.endpoint)
@@ -93,10 +96,16 @@ def cmd_download(args) -> int:
     def note(text: str):
         print(f"\r{'':<60}\rnote: {text}", file=sys.stderr)
 
+    if args.estimator and args.repo:
+        raise D2IError("Give a repository or --estimator, not both.", "Run d2i download once for each.")
+    if args.estimator:
+        estimator_spec(args.estimator)  # an unknown name is refused before anything goes online
     print(f"Downloading from {endpoint}", file=sys.stderr)
     options = dict(variant=args.variant or None, endpoint=endpoint, on_progress=show)
     try:
-        if args.repo:
+        if args.estimator:
+            snapshot = download_estimator(args.estimator, endpoint=endpoint, on_progress=show)
+        elif args.repo:
             repo_id, snapshot = args.repo, download_model(args.repo, **options)
         else:
             source, snapshot = download_sd2_depth(on_note=note, **options)
@@ -104,8 +113,11 @@ def cmd_download(args) -> int:
     finally:
         if shown:
             print(file=sys.stderr)  # the end of the progress line
-    entry = models.add_model(repo_id)  # only now: every file is there and checked
     _remember(args.endpoint, endpoint)
+    if args.estimator:
+        print(f"{snapshot}\t{args.estimator}")
+        return 0
+    entry = models.add_model(repo_id)  # only now: every file is there and checked
     print(f"{snapshot}\t{entry.name}")
     return 0
 

@@ -11,7 +11,7 @@ for _name, _value in {
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",
     "HF_HUB_DISABLE_TELEMETRY": "1",
     # Offline unless the user says otherwise: loading a set-up model never touches the network.
-    # Only an explicit download goes online (see core/downloads.py).
+    # Only an explicit download or connection check goes online (core/models/hub_endpoint.py).
     "HF_HUB_OFFLINE": "1",
 }.items():
     os.environ.setdefault(_name, _value)

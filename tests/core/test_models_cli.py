@@ -125,3 +125,35 @@ def test_download_errors_are_one_line_and_leave_nothing_behind(demo_model_dir, t
     assert not (isolated_data_dir / "hub.json").exists()  # an endpoint is remembered once a download worked
     cache = tmp_path / "hf-cache"
     assert not [p for p in cache.rglob("snapshots/*/*")] and not [p for p in cache.rglob("refs/*")]
+
+
+def test_download_an_estimator_then_estimate_depth_with_it(tmp_path, monkeypatch, capsys):
+    from d2i_desktop.core.depth.estimators import ESTIMATORS, estimator_folder
+    from d2i_desktop.core.depth.tiny_estimators import save_tiny_estimator
+    from d2i_desktop.core.models import registry as models
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    spec = ESTIMATORS["depth-anything-v2-small"]
+    hub = _hub(spec.repo_id, save_tiny_estimator(spec.name, tmp_path / "tiny"))
+    try:
+        assert main(["download", "--estimator", spec.name, "--endpoint", hub.endpoint]) == 0
+    finally:
+        hub.stop()
+    out = capsys.readouterr().out.strip()
+    snapshot = estimator_folder(spec.name)
+    assert snapshot is not None and out == f"{snapshot}\t{spec.name}"
+    assert models.ModelRegistry().entries() == []  # an estimator is not a model of the list
+    from PIL import Image
+
+    Image.new("RGB", (96, 64), "gray").save(tmp_path / "photo.png")
+    assert main(["depth", "--estimator", spec.name, "--image", str(tmp_path / "photo.png"),
+                 "--out", str(tmp_path / "depth.png")]) == 0
+    assert (tmp_path / "depth.png").is_file()
+
+
+def test_download_refuses_a_repo_and_an_estimator_together_and_an_unknown_estimator(capsys):
+    assert main(["download", "some/repo", "--estimator", "zoedepth"]) == 2
+    assert "not both" in capsys.readouterr().err
+    assert main(["download", "--estimator", "midas-v9", "--endpoint", "http://127.0.0.1:9"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "Unknown depth estimator 'midas-v9'" in err and "\n" not in err

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
+from ..depth.estimator_catalogue import estimator_spec
 from ..errors import Cancelled, ModelError
 from .catalogue import SD2_DEPTH_REPO, SD2_DEPTH_SINGLE_FILE, SD2_DEPTH_SOURCES, Source
 from .hf_cache import hf_cache_dir, repo_folder
@@ -265,6 +266,18 @@ def download_model(repo_id: str, *, variant: str | None = "fp16", revision: str 
     return download_repo(repo_id, kind="pipeline", variant=variant, revision=revision, cache_dir=cache_dir,
                          endpoint=endpoint, token=token, on_progress=on_progress, cancel=cancel,
                          check_configs=_require_depth_unet(repo_id))
+
+
+def download_estimator(name: str, *, endpoint: str | None = None, cache_dir: str | Path | None = None,
+                       token: str | None = None, on_progress: Callable[[DownloadProgress], None] | None = None,
+                       cancel: threading.Event | None = None) -> Path:
+    """Fetch the depth estimator `name` (core.depth.estimator_catalogue) into the cache; see download_repo.
+    Marigold is a diffusers pipeline (its fp16 weights are taken), the others transformers models."""
+    spec = estimator_spec(name)
+    diffusers = spec.library == "diffusers"
+    return download_repo(spec.repo_id, kind="pipeline" if diffusers else "transformers",
+                         variant="fp16" if diffusers else None, cache_dir=cache_dir, endpoint=endpoint, token=token,
+                         on_progress=on_progress, cancel=cancel)
 
 
 def download_sd2_depth(sources: Iterable[Source] = SD2_DEPTH_SOURCES, *, endpoint: str | None = None,
