@@ -70,6 +70,18 @@ def hub(demo_model_dir):
 
 
 @pytest.fixture
+def mirror_hub(demo_model_dir):
+    """A Hub that has the demo model where SD2-depth lives now, and not under the withdrawn id."""
+    from local_hub import LocalHub
+
+    from d2i_desktop.core.models.catalogue import SD2_DEPTH_REPO
+
+    server = LocalHub(SD2_DEPTH_REPO, demo_model_dir).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def cache_dir(tmp_path, monkeypatch):
     """An empty Hugging Face cache folder for this test."""
     folder = tmp_path / "hf-cache"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -212,3 +213,10 @@ class HtmlSite(_Server):
                     self.wfile.write(body)
 
         super().__init__(Handler, lifetime)
+
+
+def closed_port_endpoint() -> str:
+    """The address of a port on this machine on which nothing listens."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}"

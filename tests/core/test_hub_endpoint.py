@@ -1,7 +1,6 @@
 """Which Hub a download talks to, remembering a mirror, and the connection test, against local servers."""
 
 import json
-import socket
 
 import pytest
 
@@ -11,20 +10,8 @@ from d2i_desktop.core.models.hf_cache import repo_folder
 from d2i_desktop.core.models.hub_endpoint import (
     DEFAULT_ENDPOINT, DownloadError, check_endpoint, remember_endpoint, remembered_endpoint, resolve_endpoint,
 )
-from local_hub import DEMO_REPO, HtmlSite, LocalHub
+from local_hub import closed_port_endpoint, DEMO_REPO, HtmlSite, LocalHub
 
-
-@pytest.fixture
-def mirror_hub(demo_model_dir):
-    server = LocalHub(SD2_DEPTH_REPO, demo_model_dir).start()
-    yield server
-    server.stop()
-
-
-def closed_port_endpoint() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{probe.getsockname()[1]}"
 
 
 @pytest.mark.parametrize("text", ["hf-mirror.com", "ftp://hf-mirror.com", "", "https://", "https://hf-mirror.com/?x=1"])

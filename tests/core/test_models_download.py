@@ -3,7 +3,6 @@
 import hashlib
 import json
 import shutil
-import socket
 import threading
 from pathlib import Path
 
@@ -16,24 +15,11 @@ from d2i_desktop.core.models.downloads import (
 )
 from d2i_desktop.core.models.hf_cache import cached_snapshot, repo_folder, scan_cached_models
 from d2i_desktop.core.models.hub_endpoint import DownloadError
-from local_hub import COMMIT, DEMO_REPO as REPO, LocalHub
+from local_hub import closed_port_endpoint, COMMIT, DEMO_REPO as REPO, LocalHub
 
 WITHDRAWN = SD2_DEPTH_SOURCES[-1].repo_id
 UNET_WEIGHTS = "unet/diffusion_pytorch_model.safetensors"
 
-
-@pytest.fixture
-def mirror_hub(demo_model_dir):
-    """A Hub that has the demo model where SD2-depth lives now, and not under the withdrawn id."""
-    server = LocalHub(SD2_DEPTH_REPO, demo_model_dir).start()
-    yield server
-    server.stop()
-
-
-def closed_port_endpoint() -> str:
-    with socket.socket() as probe:  # a port on which nothing listens
-        probe.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{probe.getsockname()[1]}"
 
 
 def assert_nothing_usable_left(repo_id: str, cache_dir: Path) -> None:

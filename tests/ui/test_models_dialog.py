@@ -16,19 +16,11 @@ from d2i_desktop.core.models.hf_cache import cached_snapshot
 from d2i_desktop.core.models.hub_endpoint import remembered_endpoint
 from d2i_desktop.ui.models_dialog import ModelsDialog
 from d2i_desktop.core.depth.tiny_estimators import save_tiny_estimator
-from local_hub import HtmlSite, LocalHub
+from local_hub import HtmlSite
 
 WITHDRAWN = SD2_DEPTH_SOURCES[-1].repo_id
 UNET_WEIGHTS = "unet/diffusion_pytorch_model.safetensors"
 SMALL = ESTIMATORS["depth-anything-v2-small"]
-
-
-@pytest.fixture
-def mirror_hub(demo_model_dir):
-    """A Hub that has the demo model where SD2-depth lives now, and not under the withdrawn id."""
-    server = LocalHub(SD2_DEPTH_REPO, demo_model_dir).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ Metric depth in metres (ZoeDepth, Depth Pro) becomes 1/distance; Marigold's affi
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import threading
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from ..errors import Cancelled, Fix, ModelError
 from ..generation.guards import InvalidValues, out_of_memory_guard
 from ..models.catalogue import SD2_DEPTH_SOURCES
 from ..models.downloads import format_bytes
-from ..models.hf_cache import cached_snapshot
+from ..models.hf_cache import cached_snapshot, read_json_object
 
 log = logging.getLogger(__name__)
 
@@ -268,19 +267,11 @@ def load_estimator(name: str, device: str, dtype: torch.dtype, folder: Path | No
     return estimator
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def _check_folder(spec: EstimatorSpec, folder: Path) -> None:
     """ModelError unless `folder` holds `spec`'s architecture with its weights."""
     if not folder.is_dir():
         raise ModelError(f"{folder} is not a folder.", f"Choose the folder of {spec.label} ({spec.repo_id}).")
-    config, index = _read_json(folder / "config.json"), _read_json(folder / "model_index.json")
+    config, index = read_json_object(folder / "config.json"), read_json_object(folder / "model_index.json")
     found = config.get("model_type") or index.get("_class_name")
     plain_dpt = found == "dpt" and not config.get("is_hybrid")
     if found != _ARCHITECTURES[spec.name] or plain_dpt:
@@ -310,7 +301,7 @@ def _load_transformers(spec: EstimatorSpec, folder: Path, device: str, dtype: to
 
     model = AutoModelForDepthEstimation.from_pretrained(folder, local_files_only=True).to(device=device, dtype=dtype).eval()
     if spec.name == "depth-pro":
-        return _DepthProEstimator(spec, str(folder), model, _read_json(folder / "preprocessor_config.json"), device, dtype)
+        return _DepthProEstimator(spec, str(folder), model, read_json_object(folder / "preprocessor_config.json"), device, dtype)
     # SD2-depth keeps its DPT's processor beside it, in feature_extractor/
     processor_folder = next((f for f in (folder, folder.parent / "feature_extractor")
                              if (f / "preprocessor_config.json").is_file()), folder)

@@ -34,7 +34,8 @@ def cached_snapshot(repo_id: str, revision: str = "main", cache_dir: Path | None
     return snapshot if snapshot.is_dir() else None
 
 
-def _read_json(path: Path) -> dict:
+def read_json_object(path: Path) -> dict:
+    """A JSON file's object, or {} when it is missing, unreadable or not an object."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -44,11 +45,11 @@ def _read_json(path: Path) -> dict:
 
 def is_depth_model_folder(folder: Path) -> bool:
     """A diffusers folder whose UNet takes latents plus depth (5 input channels)."""
-    return _read_json(folder / "unet" / "config.json").get("in_channels") == 5 and (folder / "model_index.json").is_file()
+    return read_json_object(folder / "unet" / "config.json").get("in_channels") == 5 and (folder / "model_index.json").is_file()
 
 
 def is_dpt_folder(folder: Path) -> bool:
-    return _read_json(folder / "config.json").get("model_type") == "dpt"
+    return read_json_object(folder / "config.json").get("model_type") == "dpt"
 
 
 @dataclass(frozen=True)
