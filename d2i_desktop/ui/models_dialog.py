@@ -9,18 +9,18 @@ from pathlib import Path
 
 from PySide6.QtCore import QEvent, QThread, Qt, Signal
 from PySide6.QtWidgets import (
-    QDialog, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QTabWidget,
-    QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget,
+    QDialog, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout, QInputDialog, QLabel, QProgressBar, QPushButton,
+    QTabWidget, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget,
 )
 
 from ..core.depth.estimators import DEFAULT_ESTIMATOR, ESTIMATORS
-from ..core.errors import D2IError
+from ..core.errors import D2IError, ModelError
 from ..core.models.catalogue import SD2_DEPTH_SINGLE_FILE, SD2_DEPTH_SOURCES, Source
 from ..core.models.demo import DEMO_LABEL
 from ..core.models.downloads import DownloadProgress, format_bytes
 from ..core.models.hf_cache import scan_cached_models
 from ..core.models.hub_endpoint import DownloadError
-from ..core.models.registry import ModelRegistry, add_model
+from ..core.models.registry import ModelRegistry, add_model, source_kind
 from .download_worker import ConnectionTest, DownloadWorker, EstimatorDownload, Sd2DepthDownload
 from .estimators_box import EstimatorsBox
 from .hub_mirror_row import HubMirrorRow
@@ -124,6 +124,9 @@ class ModelsDialog(QDialog):
                 "From {repo}, the community mirror: Stability AI withdrew the original in November 2025. Licence "
                 "{licence}, about {size}. Every file is checked against its checksum; an interrupted download "
                 "resumes.").format(repo=mirror.repo_id, licence=mirror.licence, size=format_bytes(mirror.size_bytes))),
+            (QPushButton(self.tr("Another Hub repository…"), objectName="repoButton", clicked=self._ask_repository),
+             self.tr("Any other SD2-depth model in diffusers' layout on the Hub (or the mirror below), by its id, "
+                     "e.g. yourname/sd2-depth-finetune. It is checked before its weights are fetched.")),
             (QPushButton(self.tr("Local diffusers folder…"), objectName="folderButton", clicked=self._pick_folder),
              self.tr("A folder you already have that holds model_index.json, unet/, vae/ …")),
             (QPushButton(self.tr("Single checkpoint file…"), objectName="fileButton", clicked=self._pick_file),
@@ -291,6 +294,24 @@ class ModelsDialog(QDialog):
         """SD2-depth from the first known source the Hub has; used once it is there."""
         return self._start([Sd2DepthDownload(self.sources, use=True)])
 
+    def download_repository(self, repo_id: str) -> bool:
+        """Another SD2-depth repository by its Hub id; used once it is there."""
+        repo_id = repo_id.strip()
+        try:
+            if source_kind(repo_id) != "hub":
+                raise ModelError(self.tr("'{id}' is a file or folder here, not a Hub id.").format(id=repo_id),
+                                 self.tr("Add it with Local diffusers folder… or Single checkpoint file…."))
+        except ModelError as exc:
+            self.notice.show_message(exc.message, exc.hint)
+            return False
+        return self._start([Sd2DepthDownload((Source(repo_id, repo_id, "", 0, ""),), use=True)])
+
+    def _ask_repository(self) -> None:
+        repo_id, chosen = QInputDialog.getText(self, self.tr("Another Hub repository"),
+                                               self.tr("The repository's id on the Hub (organisation/name):"))
+        if chosen and repo_id.strip():
+            self.download_repository(repo_id)
+
     def download_estimator(self, name: str) -> bool:
         return self._start([EstimatorDownload(ESTIMATORS[name])])
 
@@ -337,7 +358,10 @@ class ModelsDialog(QDialog):
     def _on_started(self, job, place: int, count: int) -> None:
         if isinstance(job, ConnectionTest):
             return
-        what = self.tr("SD2-depth") if isinstance(job, Sd2DepthDownload) else job.label
+        if isinstance(job, Sd2DepthDownload):  # the known sources, or one repository the user named
+            what = self.tr("SD2-depth") if job.sources == self.sources else job.sources[0].repo_id
+        else:
+            what = job.label
         title = self.tr("Downloading {what}").format(what=what)
         self.download_box.setTitle(title + (self.tr(" ({place} of {count})").format(place=place, count=count)
                                             if count > 1 else ""))

@@ -128,6 +128,22 @@ def test_download_tries_the_withdrawn_id_then_lands_on_the_mirror_and_uses_it(qt
     assert remembered_endpoint() == mirror_hub.endpoint  # a download through it succeeded
 
 
+def test_another_hub_repository_is_downloaded_by_its_id_and_a_bad_id_is_refused(qtbot, dialog, mirror_hub,
+                                                                                 demo_model_dir):
+    mirror_hub.add_repo("someone/sd2-depth-finetune", demo_model_dir)
+    used = []
+    dialog.sig_use_model.connect(used.append)
+    assert dialog.download_repository(" someone/sd2-depth-finetune ")
+    qtbot.waitUntil(lambda: bool(used), timeout=60_000)
+    assert dialog.download_box.title() == "Downloading someone/sd2-depth-finetune"
+    assert used == ["someone/sd2-depth-finetune"]
+    assert models.ModelRegistry().get("someone/sd2-depth-finetune").kind == "hub"
+    wait_idle(qtbot, dialog)
+    dialog.show()  # it closed when the model was used
+    assert not dialog.download_repository("not an id")
+    assert "No model found at 'not an id'" in dialog.notice.message()
+
+
 def test_cancel_stops_the_download_and_says_it_resumes(qtbot, dialog, mirror_hub, monkeypatch):
     from huggingface_hub import constants
 
