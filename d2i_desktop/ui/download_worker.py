@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
 
@@ -39,6 +40,17 @@ class EstimatorDownload:
 
 
 @dataclass(frozen=True)
+class ModelCheck:
+    """A folder, cache entry or single file checked as loading does (a .ckpt is read whole) and added to the list."""
+
+    source: str
+
+    @property
+    def label(self) -> str:
+        return Path(self.source).name or self.source
+
+
+@dataclass(frozen=True)
 class ConnectionTest:
     """Ask the Hub whether it answers and has one of `repo_ids`."""
 
@@ -65,6 +77,8 @@ class DownloadWorker(QObject):
     """Something worth knowing about the download in progress, e.g. a source the Hub does not have."""
     sig_downloaded = Signal(object, str)
     """A download completed: the job, and the repo id it came from."""
+    sig_added = Signal(str)
+    """A model was checked and added to the list: its source."""
     sig_checked = Signal(object)
     """A connection test ended (an EndpointCheck)."""
     sig_failed = Signal(object, str, str)
@@ -80,7 +94,7 @@ class DownloadWorker(QObject):
         self.cancel_event = threading.Event()  # set from the GUI thread directly: a queued call would wait its turn
 
     @Slot(object, object)
-    def run(self, jobs: list, address: HubAddress) -> None:
+    def run(self, jobs: list, address: HubAddress | None) -> None:
         try:
             for place, job in enumerate(jobs, 1):
                 if self.cancel_event.is_set():
@@ -92,8 +106,12 @@ class DownloadWorker(QObject):
         finally:
             self.sig_finished.emit()
 
-    def _run_one(self, job, address: HubAddress) -> bool:
+    def _run_one(self, job, address: HubAddress | None) -> bool:
         try:
+            if isinstance(job, ModelCheck):
+                add_model(job.source, registry=self.registry)
+                self.sig_added.emit(job.source)
+                return True
             if isinstance(job, ConnectionTest):
                 check = check_endpoint(address.endpoint, repo_ids=job.repo_ids)
                 if check.ok:

@@ -20,8 +20,8 @@ from ..core.models.demo import DEMO_LABEL
 from ..core.models.downloads import DownloadProgress, format_bytes
 from ..core.models.hf_cache import scan_cached_models
 from ..core.models.hub_endpoint import DownloadError
-from ..core.models.registry import ModelRegistry, add_model, source_kind
-from .download_worker import ConnectionTest, DownloadWorker, EstimatorDownload, Sd2DepthDownload
+from ..core.models.registry import ModelRegistry, attach_depth_estimator, source_kind
+from .download_worker import ConnectionTest, DownloadWorker, EstimatorDownload, ModelCheck, Sd2DepthDownload
 from .estimators_box import EstimatorsBox
 from .hub_mirror_row import HubMirrorRow
 from .notice_bar import NoticeBar
@@ -85,6 +85,7 @@ class ModelsDialog(QDialog):
         worker.sig_note.connect(self._on_note)
         worker.sig_downloaded.connect(self._on_downloaded)
         worker.sig_checked.connect(self._on_checked)
+        worker.sig_added.connect(self._on_added)
         worker.sig_failed.connect(self._on_failed)
         worker.sig_cancelled.connect(self._on_cancelled)
         worker.sig_finished.connect(self._on_finished)
@@ -114,7 +115,7 @@ class ModelsDialog(QDialog):
                                          self.tr("Size")])
         self.cache_list.setRootIsDecorated(False)
         self.cache_list.setMaximumHeight(90)
-        self.cache_list.itemDoubleClicked.connect(lambda item: self._add_and_use(item.data(0, Qt.ItemDataRole.UserRole)))
+        self.cache_list.itemDoubleClicked.connect(lambda item: self.add_model(item.data(0, Qt.ItemDataRole.UserRole)))
 
         mirror = next((s for s in self.sources if not s.withdrawn), self.sources[0])
         self.download_button = QPushButton(self.tr("Download SD2-depth…"), objectName="downloadButton")
@@ -263,31 +264,38 @@ class ModelsDialog(QDialog):
         self.sig_use_demo.emit()
         self.accept()
 
-    def _add_and_use(self, source: str, **options) -> bool:
-        try:
-            add_model(source, registry=self.registry, **options)
-        except D2IError as exc:
-            self.notice.show_message(exc.message, exc.hint)
-            return False
-        self.refresh()
-        self._use(source)
-        return True
+    def add_model(self, source: str) -> bool:
+        """Check `source` in the download thread (a .ckpt is read whole), add it to the list and use it."""
+        return self._start([ModelCheck(source)])
 
     def _pick_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(
             self, self.tr("Pick a diffusers model folder (it holds model_index.json)"))
         if folder:
-            self._add_and_use(folder)
+            self.add_model(folder)
 
     def _pick_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
             self, self.tr("Pick an SD2-depth checkpoint (.safetensors or .ckpt)"), "",
             self.tr("Checkpoints (*.safetensors *.ckpt *.pt *.pth *.bin);;All files (*)"))
-        if not path:
-            return
-        depth = QFileDialog.getExistingDirectory(self, self.tr(
-            "Optional: a DPT depth-estimator folder for this checkpoint (Cancel: find one, or use depth maps)"))
-        self._add_and_use(path, depth_estimator=depth or None)
+        if path:
+            self.add_model(path)
+
+    def _on_added(self, source: str) -> None:
+        """A checked single file may get a DPT-hybrid of the user's; then the model is used."""
+        self.download_box.hide()
+        if Path(source).is_file():
+            folder = QFileDialog.getExistingDirectory(self, self.tr(
+                "Optional: a DPT depth-estimator folder for this checkpoint (Cancel: the one in your Hugging Face "
+                "cache, another estimator, or depth maps)"))
+            if folder:
+                try:
+                    attach_depth_estimator(source, folder, self.registry)
+                except D2IError as exc:
+                    self.notice.show_message(exc.message, exc.hint)
+                    return
+        self.refresh()
+        self._use(source)
 
     # -- downloads and the connection test -----------------------------------------------------------
     def start_download(self) -> bool:
@@ -330,8 +338,8 @@ class ModelsDialog(QDialog):
         """Hand `jobs` to the download thread; False when one runs already or the Hub address is not one."""
         if self.busy:
             return False
-        try:
-            address = self.mirror.address()
+        try:  # checking a model on this computer needs no Hub address
+            address = None if all(isinstance(job, ModelCheck) for job in jobs) else self.mirror.address()
         except DownloadError as exc:
             self.notice.show_message(exc.message, exc.hint)
             return False
@@ -357,6 +365,14 @@ class ModelsDialog(QDialog):
 
     def _on_started(self, job, place: int, count: int) -> None:
         if isinstance(job, ConnectionTest):
+            return
+        if isinstance(job, ModelCheck):
+            self.download_box.setTitle(self.tr("Checking {what}").format(what=job.label))
+            self.progress.setRange(0, 0)
+            self.progress_label.setText(self.tr("Reading the model's files…"))
+            self.cancel_button.setEnabled(False)  # a check cannot stop half-way; it only reads
+            self.notes_label.hide()
+            self.download_box.show()
             return
         if isinstance(job, Sd2DepthDownload):  # the known sources, or one repository the user named
             what = self.tr("SD2-depth") if job.sources == self.sources else job.sources[0].repo_id

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 from PySide6.QtCore import QObject, Qt, QTimer, Slot
-from PySide6.QtWidgets import QLabel, QPushButton
+from PySide6.QtWidgets import QFileDialog, QLabel, QPushButton
 
 from d2i_desktop.core.depth.estimators import ESTIMATORS, estimator_folder
 from d2i_desktop.core.models import registry as models
@@ -342,6 +342,40 @@ def test_models_in_the_hub_cache_are_offered(dialog, mirror_hub):
     download_model(SD2_DEPTH_REPO, endpoint=mirror_hub.endpoint)
     dialog.refresh()
     assert dialog.cache_list.isVisible() and SD2_DEPTH_REPO in dialog.cache_list.topLevelItem(0).text(0)
+
+
+def test_a_folder_is_checked_in_the_download_thread_and_used(qtbot, dialog, demo_model_dir, monkeypatch):
+    import threading
+
+    from d2i_desktop.ui import download_worker
+
+    checked_in = []
+    real_add = download_worker.add_model
+    monkeypatch.setattr(download_worker, "add_model",  # the real check, noting the thread it runs on
+                        lambda *args, **kwargs: (checked_in.append(threading.current_thread()), real_add(*args, **kwargs))[1])
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *args, **kwargs: str(demo_model_dir))
+    with qtbot.waitSignal(dialog.sig_use_model, timeout=30_000) as chosen:
+        qtbot.mouseClick(dialog.findChild(QPushButton, "folderButton"), Qt.MouseButton.LeftButton)
+    assert chosen.args == [str(demo_model_dir)]
+    assert checked_in and checked_in[0] is not threading.main_thread()
+    assert models.ModelRegistry().get(str(demo_model_dir)).kind == "demo"
+
+
+def test_a_lora_picked_as_a_checkpoint_is_refused_before_any_depth_estimator_is_asked_for(
+        qtbot, dialog, demo_model_dir, tmp_path, monkeypatch):
+    from diffusers import StableDiffusionDepth2ImgPipeline
+
+    from d2i_desktop.core.models.demo import write_demo_lora
+
+    lora = write_demo_lora(StableDiffusionDepth2ImgPipeline.from_pretrained(demo_model_dir), tmp_path / "style.safetensors")
+    asked = []
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *args, **kwargs: (str(lora), ""))
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *args, **kwargs: asked.append(args) or "")
+    qtbot.mouseClick(dialog.findChild(QPushButton, "fileButton"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(dialog.notice.message()), timeout=30_000)
+    assert "LoRA" in dialog.notice.message() and asked == []
+    assert models.ModelRegistry().entries() == [] and dialog.isVisible()
+    wait_idle(qtbot, dialog)
 
 
 def test_the_main_window_switches_models_from_the_dialog(qtbot, window, demo_model_dir, tmp_path):

@@ -215,9 +215,8 @@ def describe(source: str | Path, config_dir: str | Path | None = None, depth_est
     if kind == "single-file":
         path = Path(source)
         require_sd2_depth(path, tensor_shapes(path))  # the header alone for safetensors; a refused pickle stops here
-        if depth_estimator and not is_dpt_folder(Path(depth_estimator)):
-            raise ModelError(f"{depth_estimator} is not a DPT depth-estimator folder.",
-                             "Pick a folder like Intel/dpt-hybrid-midas (config.json with model_type dpt), or none.")
+        if depth_estimator:
+            _require_dpt_folder(depth_estimator)
         absolute = (lambda folder: str(Path(folder).expanduser().resolve()) if folder else "")
         return ModelEntry(path.stem, source, kind, path.stat().st_size,
                           config_dir=absolute(config_dir), depth_estimator=absolute(depth_estimator))
@@ -236,6 +235,22 @@ def add_model(source: str | Path, config_dir: str | Path | None = None,
     entry = describe(source, config_dir, depth_estimator)
     previous = registry.get(entry.source)
     return registry.save(replace(entry, last_used=previous.last_used) if previous else entry)
+
+
+def _require_dpt_folder(folder: str | Path) -> None:
+    if not is_dpt_folder(Path(folder)):
+        raise ModelError(f"{folder} is not a DPT depth-estimator folder.",
+                         "Pick a folder like Intel/dpt-hybrid-midas (config.json with model_type dpt), or none.")
+
+
+def attach_depth_estimator(source: str | Path, folder: str | Path, registry: ModelRegistry | None = None) -> ModelEntry:
+    """Give a single file in the model list the DPT folder `folder` as its depth estimator."""
+    registry = registry or ModelRegistry()
+    entry = registry.get(normalized_source(source))
+    if entry is None or entry.kind != "single-file":
+        raise ModelError(f"{source} is not a single checkpoint file in the model list.", "Add the file first.")
+    _require_dpt_folder(folder)
+    return registry.save(replace(entry, depth_estimator=str(Path(folder).expanduser().resolve())))
 
 
 # -- loading ------------------------------------------------------------------------------------
