@@ -197,6 +197,7 @@ class Job:
     id: int
     what: str  # in words, e.g. "Generating…"
     request: tuple = ()  # a queued generation's arguments for the worker, after the id
+    cancellable: bool = True  # False for jobs that cannot stop half-way and leave nothing to show (a model load)
 
 
 class Session(QObject):
@@ -318,12 +319,16 @@ class Session(QObject):
         """True while a job runs or waits for the worker."""
         return self.running is not None or bool(self.waiting)
 
-    def add_job(self, what: str) -> Job:
+    def add_job(self, what: str, cancellable: bool = True) -> Job:
         """A new job, waiting until the worker starts it."""
-        job = Job(next(self._ids), what)
+        job = Job(next(self._ids), what, cancellable=cancellable)
         self.waiting.append(job)
         self.sig_jobs_changed.emit()
         return job
+
+    def cancellable_jobs(self) -> list[int]:
+        """The ids of the running job and of those sent to the worker but not started, where they can be cancelled."""
+        return [job.id for job in [self.running, *self.waiting] if job is not None and job.cancellable]
 
     def job_started(self, job_id: int) -> None:
         self.running = next((job for job in self.waiting if job.id == job_id), None)

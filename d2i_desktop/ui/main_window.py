@@ -521,7 +521,7 @@ class MainWindow(QMainWindow):
         """Store the settings and have the worker apply them (after any running job)."""
         save_performance(self.settings, performance)
         self._performance_requested = True
-        self.sig_request_performance.emit(self.session.add_job("Applying performance settings…").id, performance)
+        self.sig_request_performance.emit(self.session.add_job("Applying performance settings…", cancellable=False).id, performance)
 
     def _on_performance(self, report) -> None:
         self.performance_report = report
@@ -539,7 +539,7 @@ class MainWindow(QMainWindow):
             return
         self.session.set_model(None)
         self.model_label.setText("Loading model…")
-        self.sig_request_model.emit(self.session.add_job("Loading model…").id, str(source), make_demo)
+        self.sig_request_model.emit(self.session.add_job("Loading model…", cancellable=False).id, str(source), make_demo)
 
     def open_model_dialog(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open a diffusers model folder")
@@ -885,7 +885,7 @@ class MainWindow(QMainWindow):
 
     def export_mix(self, sources: tuple, path: str) -> None:
         """Have the worker save `sources` (LoRA name, weight) as one LoRA file at `path`."""
-        self.sig_request_mix.emit(self.session.add_job("Exporting LoRA mix…").id, sources, path)
+        self.sig_request_mix.emit(self.session.add_job("Exporting LoRA mix…", cancellable=False).id, sources, path)
 
     def reproduce_picture(self, path: str) -> None:
         """Have the worker make a gallery picture again from its record, into the output folder's `reproduced`."""
@@ -905,8 +905,10 @@ class MainWindow(QMainWindow):
         edit.setFocus()
 
     def cancel(self) -> None:
-        if self.busy:
-            self.worker_thread.cancel()
+        """Stop the running job, and one sent to the worker that has not started yet (the queue stays)."""
+        jobs = self.session.cancellable_jobs()
+        if jobs:
+            self.worker_thread.cancel(jobs)
             self.progress.setFormat("Cancelling…")
 
     def _reset_progress(self, text: str) -> None:

@@ -1,9 +1,9 @@
 """The worker: one QObject in its own QThread that owns the Engine.
 
 Requests arrive as queued signals from the GUI thread; results leave as signals
-carrying plain values (numpy arrays, PIL images, dataclasses). Cancel is a
-threading.Event the GUI sets directly, because a queued signal would wait
-behind the running job.
+carrying plain values (numpy arrays, PIL images, dataclasses). Each job has its own
+cancel token (a threading.Event) that the GUI sets directly, because a queued signal
+would wait behind the running job; a job cancelled before the worker reaches it never runs.
 """
 
 from __future__ import annotations
@@ -46,6 +46,37 @@ class Output:
     input_path: str | None = None
 
 
+class CancelTokens:
+    """One threading.Event per job id, shared by the GUI thread (which sets them) and the worker (which watches
+    its job's). A token set before its job starts stops the job before it runs; after cancel_all (the window
+    closing) every job, also one started later, is cancelled."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._tokens: dict[int, threading.Event] = {}
+        self._all = False
+
+    def token(self, job_id: int) -> threading.Event:
+        with self._lock:
+            token = self._tokens.setdefault(job_id, threading.Event())
+            if self._all:
+                token.set()
+            return token
+
+    def cancel(self, job_id: int) -> None:
+        self.token(job_id).set()
+
+    def cancel_all(self) -> None:
+        with self._lock:
+            self._all = True
+            for token in self._tokens.values():
+                token.set()
+
+    def release(self, job_id: int) -> None:
+        with self._lock:
+            self._tokens.pop(job_id, None)
+
+
 class Worker(QObject):
     """Each request carries the id of its job; the worker says when that job started and when it ended."""
 
@@ -82,11 +113,11 @@ class Worker(QObject):
     def __init__(self, engine: Engine):
         super().__init__()
         self.engine = engine
-        self.cancel_event = threading.Event()
+        self.cancel_tokens = CancelTokens()
 
     @Slot(int, str, bool)
     def load_model(self, job_id: int, source: str, make_demo: bool = False) -> None:
-        def job():
+        def job(_cancel):
             if make_demo:
                 make_demo_model(source)
             self.sig_model_loaded.emit(self.engine.load(source))
@@ -95,8 +126,8 @@ class Worker(QObject):
 
     @Slot(int, str, object, object)
     def estimate_depth(self, job_id: int, key: str, image: Image.Image, settings: DepthSettings) -> None:
-        def job():
-            self.sig_depth_ready.emit(key, self.engine.depth_estimate(image, self.cancel_event, settings), settings)
+        def job(cancel):
+            self.sig_depth_ready.emit(key, self.engine.depth_estimate(image, cancel, settings), settings)
         self._run(job_id, "Estimating depth…", job)
 
     @Slot(int, object, object, object, object, object, object)
@@ -104,28 +135,30 @@ class Worker(QObject):
                  output: Output, mask: np.ndarray | None, depth_origin: DepthOrigin | None) -> None:
         """`mask`: the 8-bit levels of the region to repaint (kept beside the pictures), None for all of it;
         `depth_origin`: what made `depth`, for the record (a map estimated here is estimated as `params` say)."""
-        self._run(job_id, "Generating…", lambda: self._generate(job_id, params, image, depth, output, mask, depth_origin))
+        self._run(job_id, "Generating…",
+                  lambda cancel: self._generate(job_id, cancel, params, image, depth, output, mask, depth_origin))
 
     @Slot(int, object, object, object, object)
     def repaint_file(self, job_id: int, params: GenerationParams, item: BatchItem, bright_is_near: bool | None,
                      output: Output) -> None:
         """Read `item`'s image and the depth map beside it (estimated when there is none), then generate."""
-        def job():
+        def job(cancel):
             image = load_image(item.image).image
             depth = None if item.depth is None else load_depth(item.depth, image.size, bright_is_near)[0]
-            self._generate(job_id, params, image, depth, output, None,
+            self._generate(job_id, cancel, params, image, depth, output, None,
                            None if item.depth is None else DepthOrigin.loaded(item.depth))
         self._run(job_id, "Generating…", job)
 
-    def _generate(self, job_id: int, params: GenerationParams, image: Image.Image, depth: np.ndarray | None,
-                  output: Output, mask: np.ndarray | None, depth_origin: DepthOrigin | None) -> None:
+    def _generate(self, job_id: int, cancel: threading.Event, params: GenerationParams, image: Image.Image,
+                  depth: np.ndarray | None, output: Output, mask: np.ndarray | None,
+                  depth_origin: DepthOrigin | None) -> None:
         if depth is None:
-            depth = self.engine.estimate_depth(image, self.cancel_event, params.depth_settings)
+            depth = self.engine.estimate_depth(image, cancel, params.depth_settings)
             depth_origin = DepthOrigin.estimated(params.depth_settings)
         # Generation uses exactly the 16-bit map kept beside the pictures, as `d2i generate` does.
         levels = depth_levels(depth)
         result: GenerationResult = self.engine.generate(
-            params, image, levels_to_depth(levels), on_step=self.sig_step.emit, cancel=self.cancel_event,
+            params, image, levels_to_depth(levels), on_step=self.sig_step.emit, cancel=cancel,
             preview_interval=PREVIEW_INTERVAL, mask=None if mask is None else levels_to_mask(mask),
             depth_origin=depth_origin)
         self.sig_result.emit(result)
@@ -144,7 +177,7 @@ class Worker(QObject):
 
     @Slot(int, object)
     def apply_performance(self, job_id: int, settings: PerformanceSettings) -> None:
-        def job():
+        def job(_cancel):
             before = self.engine.info
             report = self.engine.set_performance(settings)
             if self.engine.info is not None and self.engine.info is not before:  # device, precision or offload reloaded it
@@ -154,7 +187,7 @@ class Worker(QObject):
 
     @Slot(int, object, str)
     def export_mix(self, job_id: int, sources: tuple[tuple[str, float], ...], out: str) -> None:
-        def job():
+        def job(_cancel):
             self.sig_mix_exported.emit(export_mix(self.engine.adapters(), sources, Path(out)))
         self._run(job_id, "Exporting LoRA mix…", job)
 
@@ -162,7 +195,7 @@ class Worker(QObject):
     def reproduce(self, job_id: int, picture: str, out: str) -> None:
         """Make `picture` again from its record into `out`: with this engine when it holds the recorded model,
         else with an engine set up as recorded."""
-        def job():
+        def job(_cancel):
             record = read_record(picture)
             if record is None:
                 raise D2IError(f"{Path(picture).name} was not made by this app, so it has no record to run again.",
@@ -172,10 +205,13 @@ class Worker(QObject):
         self._run(job_id, "Reproducing…", job)
 
     def _run(self, job_id: int, what: str, job) -> None:
-        self.cancel_event.clear()
+        """Run `job(cancel)` with the job's own cancel token; a job cancelled before it got here does not run."""
+        cancel = self.cancel_tokens.token(job_id)
         self.sig_job_started.emit(job_id, what)
         try:
-            job()
+            if cancel.is_set():
+                raise Cancelled()
+            job(cancel)
         except Cancelled:
             self.sig_cancelled.emit()
         except D2IError as exc:
@@ -188,6 +224,7 @@ class Worker(QObject):
             self.sig_failed.emit(f"{what.rstrip('…')} failed: {type(exc).__name__}: {str(exc)[:300]}",
                                  "Details are in the log file.")
         finally:
+            self.cancel_tokens.release(job_id)
             self.sig_job_ended.emit(job_id)
             self.sig_idle.emit()
 
@@ -202,12 +239,15 @@ class WorkerThread:
         self.worker.moveToThread(self.thread)
         self.thread.start()
 
-    def cancel(self) -> None:
-        self.worker.cancel_event.set()
+    def cancel(self, job_ids) -> None:
+        """Stop these jobs: the one running now, and any the worker has not started yet."""
+        for job_id in job_ids:
+            self.worker.cancel_tokens.cancel(job_id)
 
     def stop(self, timeout_ms: int = 2000) -> bool:
-        """Cancel any job, end the thread's loop and wait; True if it ended in time."""
-        self.cancel()
+        """Cancel every job, also those still on their way to the worker, end the thread's loop and wait; True if it
+        ended in time."""
+        self.worker.cancel_tokens.cancel_all()
         self.thread.quit()
         return self.thread.wait(timeout_ms)
 

@@ -9,6 +9,7 @@ from PIL import Image
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
+from d2i_desktop.core.depth.estimators import DepthSettings
 from d2i_desktop.core.generation.batch import BatchItem
 from d2i_desktop.core.history.index import History
 from d2i_desktop.core.history.record import depth_path_for, read_depth_levels, read_record
@@ -149,3 +150,54 @@ def test_repaint_a_folder_queues_one_job_per_image_with_the_depth_map_beside_it(
     assert "Skipped 2 image(s) of to-repaint already done" in window.notice.message()
     qtbot.waitUntil(lambda: not window.busy and not window.session.queue, timeout=60_000)
     assert len(saved) == 2
+
+
+def test_cancel_pressed_before_the_worker_starts_a_job_means_it_never_runs(qtbot, ready, tmp_path):
+    """Generate then Esc at once, 20 times: whether the worker had started the job or not, it ends cancelled
+    and leaves no picture; a job the worker had not reached yet never starts generating."""
+    window = ready
+    settings(window, "never", steps=50)
+    results, cancelled = [], []
+    worker = window.worker_thread.worker
+    worker.sig_result.connect(results.append)
+    worker.sig_cancelled.connect(lambda: cancelled.append(1))
+    for attempt in range(20):
+        window.generate()
+        window.cancel()
+        qtbot.waitUntil(lambda: not window.busy, timeout=30_000)
+        assert len(cancelled) == attempt + 1
+    assert results == [] and not list(window.output_dir().glob("*.png"))
+
+
+@pytest.fixture
+def idle_worker(engine):
+    """A Worker living on this thread (not moved to one), so its signals arrive at once."""
+    return worker_module.Worker(engine)
+
+
+def test_a_job_cancelled_before_the_worker_reaches_it_is_never_run(idle_worker, tmp_path, monkeypatch):
+    from d2i_desktop.core.generation.params import GenerationParams
+
+    seen = []
+    idle_worker.sig_job_started.connect(lambda job_id, what: seen.append("started"))
+    idle_worker.sig_cancelled.connect(lambda: seen.append("cancelled"))
+    idle_worker.sig_result.connect(lambda result: seen.append("result"))
+    monkeypatch.setattr(idle_worker.engine, "generate", lambda *args, **kwargs: seen.append("generating"))
+    idle_worker.cancel_tokens.cancel(9001)  # as the GUI does when Esc comes before the worker picks the job up
+    image = Image.fromarray(np.full((64, 64, 3), 128, np.uint8))
+    idle_worker.generate(9001, GenerationParams(prompt="never", steps=2), image, None,
+                         worker_module.Output(tmp_path), None, None)
+    assert seen == ["started", "cancelled"] and not list(tmp_path.iterdir())
+    idle_worker.generate(9001, GenerationParams(prompt="again", steps=2), image, None,  # its token went with the job
+                         worker_module.Output(tmp_path), None, None)
+    assert seen[2:4] == ["started", "generating"]
+
+
+def test_a_job_reaching_the_worker_after_the_window_closed_is_not_run(idle_worker):
+    idle_worker.cancel_tokens.cancel_all()  # what closing the window does before the worker thread ends
+    seen = []
+    idle_worker.sig_cancelled.connect(lambda: seen.append("cancelled"))
+    idle_worker.sig_depth_ready.connect(lambda *args: seen.append("depth"))
+    image = Image.fromarray(np.full((64, 64, 3), 128, np.uint8))
+    idle_worker.estimate_depth(9002, "key", image, DepthSettings())
+    assert seen == ["cancelled"]
