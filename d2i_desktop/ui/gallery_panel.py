@@ -2,8 +2,9 @@
 favourites; each can be used again, reproduced, opened, deleted or dragged out.
 
 Pictures are listed a page at a time, newest first; the next page is read when the view is scrolled near its
-end. Thumbnails are made in a thread pool (PIL, then a QImage; never a QPixmap off the GUI thread) and cached on
-disk by core.history.thumbnails and in memory here.
+end. A new search (typing, after a short pause, or a filter) runs in the background (ui.gallery_loader); an answer
+overtaken by a newer search is dropped. Thumbnails are made in a thread pool (PIL, then a QImage; never a QPixmap off
+the GUI thread), cached on disk by core.history.thumbnails and in memory here; a placeholder stands in meanwhile.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-from PySide6.QtCore import QMimeData, QObject, QRunnable, QSize, Qt, QThreadPool, QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QIcon, QImage, QPixmap
+from PySide6.QtCore import QMimeData, QSize, Qt, QThreadPool, QTimer, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QIcon, QImage, QPalette, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView, QCheckBox, QComboBox, QHBoxLayout, QLineEdit, QListWidget, QListWidgetItem, QVBoxLayout,
     QWidget,
@@ -26,8 +27,7 @@ from send2trash import send2trash
 from ..core.errors import D2IError
 from ..core.history.index import Entry, History
 from ..core.history.record import depth_path_for
-from ..core.history.thumbnails import thumbnail
-from .canvas import to_qimage
+from .gallery_loader import Found, MakeThumbnail, Query, RunSearch, Searches, Synced, SyncIndex, Thumbnails, run_query
 from .panel_button import panel_button
 
 log = logging.getLogger(__name__)
@@ -38,49 +38,8 @@ ALL_LORAS = "All LoRAs"
 PERIODS = {"Any time": None, "Today": 0, "Last 7 days": 7, "Last 30 days": 30}  # days back; 0: since midnight
 PAGE = 200  # pictures read from the index at a time
 NEAR_END = 2  # grid rows from the end of the view at which the next page is read
-
-
-class _Thumbnails(QObject):
-    sig_ready = Signal(str, QImage)
-    """A thumbnail was made; carries the picture's path and the image."""
-
-
-class _MakeThumbnail(QRunnable):
-    def __init__(self, path: str, done: _Thumbnails):
-        super().__init__()
-        self.path, self.done = path, done
-
-    def run(self) -> None:
-        try:
-            image = to_qimage(thumbnail(self.path))
-        except (OSError, D2IError) as exc:
-            log.info("no thumbnail for %s: %s", self.path, exc)
-            return
-        self.done.sig_ready.emit(self.path, image)
-
-
-class _Synced(QObject):
-    sig_done = Signal(object)
-    """The index is in step with the folders; carries the SyncReport, or the sqlite3 error that stopped it."""
-
-
-class _SyncIndex(QRunnable):
-    """Bring the index in step with the folders on a connection of its own (it stats every indexed file)."""
-
-    def __init__(self, database: Path, folders: list[str], done: _Synced):
-        super().__init__()
-        self.database, self.folders, self.done = database, folders, done
-
-    def run(self) -> None:
-        try:
-            history = History(self.database)
-            try:
-                report = history.sync(self.folders)
-            finally:
-                history.close()
-        except (sqlite3.Error, D2IError) as exc:
-            report = exc
-        self.done.sig_done.emit(report)
+SEARCH_PAUSE_MS = 250  # typing in the search box starts a search once it pauses this long
+ICON_SIZE = 72
 
 
 class GalleryList(QListWidget):
@@ -99,6 +58,8 @@ class GalleryPanel(QWidget):
     """A message for the notice bar: text, hint, level."""
     sig_reproduce = Signal(str)
     """Make this picture again from its record and compare; carries its path."""
+    sig_searched = Signal()
+    """A search's answer is listed."""
 
     def __init__(self, folders, parent=None):
         super().__init__(parent)
@@ -110,26 +71,37 @@ class GalleryPanel(QWidget):
         self.icons: dict[str, QIcon] = {}
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(2)
-        self.thumbnails = _Thumbnails(self)
+        self.thumbnails = Thumbnails(self)
         self.thumbnails.sig_ready.connect(self._thumbnail_ready)
-        self.synced = _Synced(self)
+        self.synced = Synced(self)
         self.synced.sig_done.connect(self._synced)
+        self.search_pool = QThreadPool(self)
+        self.search_pool.setMaxThreadCount(1)  # searches one after another: an overtaken one is dropped when it ends
+        self.searches = Searches(self)
+        self.searches.sig_found.connect(self._found)
+        self.searches_started = 0  # the number of the newest search: only its answer is listed
+        self.search_pause = QTimer(self, singleShot=True, interval=SEARCH_PAUSE_MS)
+        self.search_pause.timeout.connect(self.start_search)
 
         self.search = QLineEdit(objectName="gallerySearch", placeholderText="Search prompts…", clearButtonEnabled=True)
-        self.search.textChanged.connect(lambda _text: self.refresh(keep=False))
+        self.search.textChanged.connect(self.search_pause.start)
         self.favourites_only = QCheckBox("★", objectName="galleryFavouritesOnly")
-        self.favourites_only.toggled.connect(lambda _on: self.refresh(keep=False))
+        self.favourites_only.toggled.connect(self.start_search)
         self.model = QComboBox(objectName="galleryModel")
-        self.model.currentIndexChanged.connect(lambda _index: self.refresh(keep=False))
+        self.model.currentIndexChanged.connect(self.start_search)
         self.lora = QComboBox(objectName="galleryLora", toolTip="Show only pictures made with this LoRA")
-        self.lora.currentIndexChanged.connect(lambda _index: self.refresh(keep=False))
+        self.lora.currentIndexChanged.connect(self.start_search)
         self.period = QComboBox(objectName="galleryPeriod", toolTip="Show only pictures made in this time")
         self.period.addItems(list(PERIODS))
-        self.period.currentIndexChanged.connect(lambda _index: self.refresh(keep=False))
+        self.period.currentIndexChanged.connect(self.start_search)
         self.list = GalleryList(objectName="galleryList", viewMode=QListWidget.ViewMode.IconMode,
                                 resizeMode=QListWidget.ResizeMode.Adjust, movement=QListWidget.Movement.Static,
                                 uniformItemSizes=True, wordWrap=True)
-        self.list.setIconSize(QSize(72, 72))
+        self.list.setIconSize(QSize(ICON_SIZE, ICON_SIZE))
+        placeholder = QPixmap(ICON_SIZE, ICON_SIZE)
+        placeholder.fill(self.palette().color(QPalette.ColorRole.Mid))
+        self.placeholder = QIcon(placeholder)
+        """Shown until a picture's thumbnail is made."""
         self.list.setGridSize(QSize(96, 96))
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.list.setDragEnabled(True)
@@ -188,7 +160,7 @@ class GalleryPanel(QWidget):
         history = self._index()
         if history is not None:
             folders = [str(folder) for folder in self.folders() if Path(folder).is_dir()]
-            self.pool.start(_SyncIndex(history.path, folders, self.synced))
+            self.pool.start(SyncIndex(history.path, folders, self.synced))
 
     def _synced(self, report) -> None:
         if isinstance(report, Exception):
@@ -201,37 +173,59 @@ class GalleryPanel(QWidget):
         else:
             self.refresh()
 
-    def refresh(self, keep: bool = True) -> None:
-        """Show the newest pictures matching the search and filters. `keep`: re-read the first page only, list the
-        pictures new to it at the top and leave the rest as listed and where it is scrolled (a new picture costs the
-        same however far the view was scrolled); else list the first page from the top (a new search)."""
+    def start_search(self) -> None:
+        """List the first page matching the search and filters from the top, read in the background."""
+        self.search_pause.stop()
+        history = self._index()
+        if history is None:
+            return
+        self.searches_started += 1
+        self.search_pool.clear()  # searches not started yet are overtaken already
+        self.search_pool.start(RunSearch(history.path, self.searches_started, self._query(0, PAGE), self.searches))
+
+    def _found(self, number: int, found) -> None:
+        if number != self.searches_started:
+            return  # a newer search was started meanwhile
+        if isinstance(found, Exception):
+            self.sig_message.emit(self.tr("The history index cannot be searched: {error}.").format(error=found),
+                                  self.tr("Try again; if it keeps failing, restart the app."), "error")
+            return
+        self._show_choices(found)
+        self._rebuild(found.entries, len(found.entries) < PAGE, 0)
+        self.sig_searched.emit()
+
+    def refresh(self) -> None:
+        """Show the newest pictures matching the search and filters (a new picture or a favourite): re-read the first
+        page only, list the pictures new to it at the top and leave the rest as listed and where it is scrolled (a new
+        picture costs the same however far the view was scrolled)."""
         history = self._index()
         if history is None:
             return
         try:
-            found = self._search(history, 0, PAGE)
-            self._update_choices(history)
+            found = run_query(history, self._query(0, PAGE))
         except sqlite3.Error as exc:
             self.sig_message.emit(f"The history index cannot be read: {exc}.", "", "error")
             return
-        if keep and any(entry.id in self.entries for entry in found):
-            self._merge(found)
+        self._show_choices(found)
+        if any(entry.id in self.entries for entry in found.entries):
+            self._merge(found.entries)
         else:
-            self._rebuild(found, len(found) < PAGE, 0)
+            self._rebuild(found.entries, len(found.entries) < PAGE, 0)
 
     def _reload(self) -> None:
         """Read again every listed picture, keeping the scroll position (after pictures left the index)."""
+        listed = max(PAGE, self.list.count())
         try:
-            found = self._search(self.history, 0, max(PAGE, self.list.count()))
-            self._update_choices(self.history)
+            found = run_query(self.history, self._query(0, listed))
         except sqlite3.Error as exc:
             self.sig_message.emit(f"The history index cannot be read: {exc}.", "", "error")
             return
-        self._rebuild(found, len(found) < max(PAGE, self.list.count()), self.list.verticalScrollBar().value())
+        self._show_choices(found)
+        self._rebuild(found.entries, len(found.entries) < listed, self.list.verticalScrollBar().value())
 
-    def _update_choices(self, history: History) -> None:
-        self._set_choices(self.model, ALL_MODELS, history.models())
-        self._set_choices(self.lora, ALL_LORAS, history.loras())
+    def _show_choices(self, found: Found) -> None:
+        self._set_choices(self.model, ALL_MODELS, found.models)
+        self._set_choices(self.lora, ALL_LORAS, found.loras)
 
     def _rebuild(self, found: list[Entry], complete: bool, scrolled: int) -> None:
         """List `found` alone, keeping the selection, scrolled to `scrolled`."""
@@ -262,7 +256,7 @@ class GalleryPanel(QWidget):
         if self.complete or self.history is None:
             return 0
         try:
-            found = self._search(self.history, self.list.count(), PAGE)
+            found = self.history.search(**vars(self._query(self.list.count(), PAGE)))
         except sqlite3.Error as exc:
             self.sig_message.emit(f"The history index cannot be read: {exc}.", "", "error")
             return 0
@@ -271,22 +265,21 @@ class GalleryPanel(QWidget):
             self.list.addItem(self._item(entry))
         return len(found)
 
-    def _search(self, history: History, offset: int, limit: int) -> list[Entry]:
-        return history.search(self.search.text(), model=self.model.currentText() if self.model.currentIndex() > 0 else None,
-                              lora=self.lora.currentText() if self.lora.currentIndex() > 0 else None,
-                              favourite=self.favourites_only.isChecked(), since=self._since(), limit=limit,
-                              offset=offset)
+    def _query(self, offset: int, limit: int) -> Query:
+        return Query(self.search.text(), model=self.model.currentText() if self.model.currentIndex() > 0 else None,
+                     lora=self.lora.currentText() if self.lora.currentIndex() > 0 else None,
+                     favourite=self.favourites_only.isChecked(), since=self._since(), offset=offset, limit=limit)
 
     def _item(self, entry: Entry) -> QListWidgetItem:
         """An item for `entry`, not yet in the list; its thumbnail is asked of the thread pool unless already made."""
-        item = QListWidgetItem(self.icons.get(entry.path, QIcon()), self._label(entry))
+        item = QListWidgetItem(self.icons.get(entry.path, self.placeholder), self._label(entry))
         item.setData(ENTRY_ID, entry.id)
         item.setData(PATH, entry.path)
         item.setToolTip(f"{entry.path}\n{entry.prompt}")
         self.entries[entry.id] = entry
         self.items[entry.path] = item
         if entry.path not in self.icons:
-            self.pool.start(_MakeThumbnail(entry.path, self.thumbnails))
+            self.pool.start(MakeThumbnail(entry.path, self.thumbnails))
         return item
 
     def _update_item(self, entry: Entry) -> None:
@@ -387,7 +380,7 @@ class GalleryPanel(QWidget):
             self.sig_message.emit(f"Moved {moved} picture(s) to the trash.", "Restore them from the trash to bring them back.",
                                   "info")
         try:
-            self._update_choices(self.history)
+            self._show_choices(Found([], self.history.models(), self.history.loras()))
         except sqlite3.Error as exc:
             self.sig_message.emit(f"The history index cannot be read: {exc}.", "", "error")
         self._update_buttons()
@@ -400,9 +393,11 @@ class GalleryPanel(QWidget):
             button.setEnabled(count > 0)
 
     def shutdown(self) -> None:
-        """Make no more thumbnails and wait for those being made; close the index."""
-        self.pool.clear()
-        self.pool.waitForDone(2000)
+        """Make no more thumbnails or searches and wait for those under way; close the index."""
+        self.search_pause.stop()
+        for pool in (self.pool, self.search_pool):
+            pool.clear()
+            pool.waitForDone(2000)
         if self.history is not None:
             self.history.close()
             self.history = None

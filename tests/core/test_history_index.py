@@ -124,3 +124,70 @@ def test_a_damaged_database_is_kept_aside_and_a_new_one_started(tmp_path):
     assert [p.name for p in tmp_path.glob("history.sqlite3.corrupt-*")]
     assert any("history index was damaged" in notice for notice in take_notices())
     history.close()
+
+
+def test_sync_reads_files_outside_any_transaction_so_other_writers_never_wait(tmp_path, monkeypatch):
+    """A sync over many dropped-in pictures in a thread, while another connection adds a picture (the very one
+    the sync is reading) and marks a favourite: both go through at once, and the sync indexes each picture once."""
+    import threading
+
+    from d2i_desktop.core.history import index
+
+    out = tmp_path / "out"
+    database = tmp_path / "history.sqlite3"
+    writer = History(database)
+    favourite = writer.add(picture(out, "first.png", record("first")))
+    dropped = [picture(out, f"dropped-{number:03d}.png", record(f"dropped {number}"))
+               for number in range(3 * index.SYNC_BATCH)]
+    writer.db.execute("PRAGMA busy_timeout=1000")  # a second's patience is more than enough for a short write
+    reading, written = threading.Event(), threading.Event()
+    real_facts = index.picture_facts
+
+    def facts_while_others_write(path, record=None):
+        syncing = threading.current_thread() is not threading.main_thread()
+        if syncing and path == dropped[index.SYNC_BATCH + 1].resolve():
+            reading.set()
+            assert written.wait(30), "the other connection's writes never went through"
+        return real_facts(path, record)
+
+    monkeypatch.setattr(index, "picture_facts", facts_while_others_write)
+    results = []
+
+    def run_sync():
+        syncing = History(database)
+        try:
+            results.append(syncing.sync([out]))
+        except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
+            results.append(exc)
+        finally:
+            syncing.close()
+
+    thread = threading.Thread(target=run_sync)
+    thread.start()
+    assert reading.wait(30)
+    try:
+        added = writer.add(dropped[index.SYNC_BATCH + 1])  # as the worker indexes a picture it just saved
+        writer.set_favourite(favourite)
+    finally:
+        written.set()
+        thread.join(60)
+    assert not thread.is_alive() and not isinstance(results[0], BaseException), results
+    assert results[0] == index.SyncReport(len(dropped) - 1, 0, 0)
+    assert writer.count() == len(dropped) + 1 and writer.get(favourite).favourite
+    assert writer.get(added).prompt == f"dropped {index.SYNC_BATCH + 1}"
+    assert sorted(entry.path for entry in writer.search(limit=1000)) == sorted(
+        str(path.resolve()) for path in [out / "first.png", *dropped])
+    writer.close()
+
+
+def test_sync_writes_in_short_batches(history, tmp_path, monkeypatch):
+    from d2i_desktop.core.history import index
+
+    out = tmp_path / "out"
+    for number in range(2 * index.SYNC_BATCH + 3):
+        picture(out, f"{number}.png", record(f"picture {number}"))
+    statements = []
+    history.db.set_trace_callback(statements.append)
+    assert history.sync([out]).added == 2 * index.SYNC_BATCH + 3
+    history.db.set_trace_callback(None)
+    assert statements.count("BEGIN IMMEDIATE") == 3

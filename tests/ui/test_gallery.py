@@ -14,7 +14,7 @@ from PySide6.QtCore import Qt
 
 from d2i_desktop.core.history.index import History, picture_facts
 from d2i_desktop.core.history.record import depth_path_for, levels_to_depth, read_depth_levels
-from d2i_desktop.ui import gallery_panel as gallery_module, worker as worker_module
+from d2i_desktop.ui import gallery_loader, gallery_panel as gallery_module, worker as worker_module
 
 
 @pytest.fixture
@@ -56,14 +56,26 @@ def shown(gallery):
     return [gallery.list.item(row).data(Qt.ItemDataRole.UserRole + 1) for row in range(gallery.list.count())]
 
 
+def searched(qtbot, gallery, change):
+    """Make `change` to the search or a filter and wait until its answer is listed (it is read in the background)."""
+    with qtbot.waitSignal(gallery.sig_searched, timeout=10_000):
+        change()
+
+
+def has_thumbnail(gallery, row):
+    icon = gallery.list.item(row).icon()
+    return not icon.isNull() and icon.cacheKey() != gallery.placeholder.cacheKey()
+
+
 def test_new_pictures_appear_with_thumbnails_and_are_found_by_prompt_words(qtbot, window, two_pictures):
     barn, lake = two_pictures
     gallery = window.gallery_panel
     assert shown(gallery) == [str(lake.resolve()), str(barn.resolve())]  # newest first
-    qtbot.waitUntil(lambda: all(not gallery.list.item(row).icon().isNull() for row in range(2)), timeout=10_000)
-    gallery.search.setText("barn sno")  # every word, a prefix of a word matches
+    qtbot.waitUntil(lambda: all(has_thumbnail(gallery, row) for row in range(2)), timeout=10_000)
+    searched(qtbot, gallery, lambda: gallery.search.setText("barn sno"))  # every word, a prefix of a word matches
     assert shown(gallery) == [str(barn.resolve())]
-    gallery.search.setText("")
+    searched(qtbot, gallery, lambda: gallery.search.setText(""))
+    assert len(shown(gallery)) == 2
     assert gallery.model.findText("demo model (random weights)") > 0
 
 
@@ -72,7 +84,7 @@ def test_favourites_filter_and_drag_out_as_files(qtbot, window, two_pictures):
     gallery = window.gallery_panel
     gallery.select(barn)
     qtbot.mouseClick(gallery.favourite_button, Qt.MouseButton.LeftButton)
-    gallery.favourites_only.setChecked(True)
+    searched(qtbot, gallery, lambda: gallery.favourites_only.setChecked(True))
     assert shown(gallery) == [str(barn.resolve())] and gallery.list.item(0).text().startswith("★")
     mime = gallery.list.mimeData([gallery.list.item(0)])
     assert [url.toLocalFile() for url in mime.urls()] == [str(barn.resolve())]
@@ -195,15 +207,15 @@ def test_filters_by_lora_and_by_date(qtbot, window, two_pictures):
     gallery = window.gallery_panel
     gallery.refresh()
     assert [gallery.lora.itemText(index) for index in range(gallery.lora.count())] == ["All LoRAs", "ink_wash"]
-    gallery.lora.setCurrentText("ink_wash")
+    searched(qtbot, gallery, lambda: gallery.lora.setCurrentText("ink_wash"))
     assert shown(gallery) == [str(Path(old).resolve())]
-    gallery.period.setCurrentText("Last 7 days")
+    searched(qtbot, gallery, lambda: gallery.period.setCurrentText("Last 7 days"))
     assert shown(gallery) == []
-    gallery.lora.setCurrentIndex(0)
+    searched(qtbot, gallery, lambda: gallery.lora.setCurrentIndex(0))
     assert shown(gallery) == [str(lake.resolve()), str(barn.resolve())]
-    gallery.period.setCurrentText("Last 30 days")
+    searched(qtbot, gallery, lambda: gallery.period.setCurrentText("Last 30 days"))
     assert len(shown(gallery)) == 3
-    gallery.period.setCurrentText("Today")
+    searched(qtbot, gallery, lambda: gallery.period.setCurrentText("Today"))
     assert shown(gallery) == [str(lake.resolve()), str(barn.resolve())]
 
 
@@ -223,14 +235,14 @@ def test_scrolling_to_the_end_lists_every_picture_and_thumbnails_never_hold_up_t
     newest_first = [entry.path for entry in history.search(limit=total)]
     history.close()
     release, threads = threading.Event(), []
-    real = gallery_module.thumbnail
+    real = gallery_loader.thumbnail
 
     def held_back(path):  # no thumbnail is made until the test says so
         threads.append(threading.get_ident())
         release.wait(60)
         return real(path)
 
-    monkeypatch.setattr(gallery_module, "thumbnail", held_back)
+    monkeypatch.setattr(gallery_loader, "thumbnail", held_back)
     gallery = gallery_module.GalleryPanel(lambda: [folder])
     qtbot.addWidget(gallery)
     gallery.resize(360, 600)
@@ -249,14 +261,15 @@ def test_scrolling_to_the_end_lists_every_picture_and_thumbnails_never_hold_up_t
         gallery.list.scrollToBottom()
         assert gallery.list.count() == total  # nothing read twice
         assert gallery.icons == {}  # every thumbnail is still being made: the listing never waited for one
+        assert not has_thumbnail(gallery, 0) and not gallery.list.item(0).icon().isNull()  # a placeholder meanwhile
     finally:
         release.set()
     qtbot.waitUntil(lambda: len(gallery.icons) == total, timeout=60_000)
     assert threading.get_ident() not in threads and len(threads) == total
-    assert not gallery.list.item(total - 1).icon().isNull()
+    assert has_thumbnail(gallery, total - 1)
     gallery.refresh()  # a new picture or a favourite: as many listed as before, scrolled where they were
     assert gallery.list.count() == total and 0 < bar.value() == bar.maximum()
-    gallery.search.setText("picture")  # a new search starts at the first page
+    searched(qtbot, gallery, lambda: gallery.search.setText("picture"))  # a new search starts at the first page
     assert gallery.list.count() == gallery_module.PAGE
     gallery.shutdown()
 
@@ -323,3 +336,67 @@ def test_bringing_the_index_in_step_runs_off_the_gui_thread(qtbot, window, two_p
     with qtbot.waitSignal(window.gallery_panel.synced.sig_done, timeout=30_000):
         window.gallery_panel.sync()
     assert threads and threading.get_ident() not in threads
+
+
+@pytest.fixture
+def indexed(tmp_path):
+    """A folder of small pictures, indexed: 'picture 0' .. 'picture 29', newest last."""
+    folder = tmp_path / "few"
+    folder.mkdir()
+    rows = []
+    for number in range(30):
+        path = folder / f"{number:02d}.png"
+        Image.new("RGB", (8, 8), (number * 8, 0, 0)).save(path)
+        rows.append((path.resolve(), {"prompt": f"picture {number}", "negative": "", "params": {}, "model": "sd2-depth",
+                                      "loras": [], "seed": number, "width": 8, "height": 8, "created": 1.7e9 + number,
+                                      "record_id": f"{number:032x}"}))
+    history = History()
+    history.add_many(rows)
+    history.close()
+    return folder
+
+
+def test_typing_searches_once_it_pauses_and_off_the_gui_thread(qtbot, indexed, monkeypatch):
+    threads = []
+    real = gallery_loader.run_query
+    monkeypatch.setattr(gallery_loader, "run_query",
+                        lambda *args: threads.append(threading.get_ident()) or real(*args))
+    gallery = gallery_module.GalleryPanel(lambda: [indexed])
+    qtbot.addWidget(gallery)
+    gallery.refresh()
+    assert gallery.list.count() == 30
+    with qtbot.waitSignal(gallery.sig_searched, timeout=10_000):
+        for typed in ("2", "29"):  # keys faster than the pause: one search, for the whole text
+            gallery.search.setText(typed)
+        assert gallery.list.count() == 30 and threads == []  # nothing read yet: typing never waits on the index
+    assert shown(gallery) == [str((indexed / "29.png").resolve())]
+    assert len(threads) == 1 and threading.get_ident() not in threads
+    gallery.shutdown()
+
+
+def test_a_search_overtaken_by_a_newer_one_is_never_listed(qtbot, indexed, monkeypatch):
+    release, started = threading.Event(), threading.Event()
+    real = gallery_loader.run_query
+
+    def first_held_back(history, query):
+        if query.words == "picture 12":
+            started.set()
+            release.wait(30)
+        return real(history, query)
+
+    monkeypatch.setattr(gallery_loader, "run_query", first_held_back)
+    gallery = gallery_module.GalleryPanel(lambda: [indexed])
+    qtbot.addWidget(gallery)
+    listed = []
+    gallery.sig_searched.connect(lambda: listed.append(shown(gallery)))
+    gallery.search.setText("picture 12")
+    gallery.start_search()
+    assert started.wait(10)
+    gallery.search.setText("picture 25")
+    gallery.start_search()  # while the first is still being read
+    release.set()
+    qtbot.waitUntil(lambda: bool(listed), timeout=10_000)
+    gallery.search_pool.waitForDone(10_000)
+    qtbot.wait(50)  # any answer still on its way is delivered
+    assert listed == [[str((indexed / "25.png").resolve())]]
+    gallery.shutdown()

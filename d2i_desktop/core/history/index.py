@@ -25,6 +25,8 @@ from .record import DEPTH_SUFFIX, MASK_SUFFIX, RecordError, read_record
 _COLUMNS = ("id", "path", "prompt", "negative", "params", "model", "loras", "seed", "width", "height", "created",
             "favourite", "tags", "record_id")
 _WORD = re.compile(r"\w+", re.UNICODE)
+SYNC_BATCH = 50  # pictures written to the index a transaction at a time by sync
+BUSY_TIMEOUT_S = 10  # how long a connection waits for another's write to end
 
 
 class HistoryError(D2IError):
@@ -101,13 +103,16 @@ def fts5_available() -> bool:
 class History:
     """The index in `history.sqlite3` in the app-data folder (or `path`). One connection per thread."""
 
-    def __init__(self, path: str | Path | None = None, use_fts: bool | None = None):
+    def __init__(self, path: str | Path | None = None, use_fts: bool | None = None, check: bool = True):
+        """`check`: verify the database and start a new one if it is damaged; a second connection to an index
+        already opened elsewhere (a search in the background) leaves that to the first."""
         self.path = Path(path) if path else data_dir() / "history.sqlite3"
         self._use_fts = fts5_available() if use_fts is None else use_fts
+        self._check = check
         try:
             self.db = self._open()
         except sqlite3.DatabaseError as exc:  # not a database, or damaged pages
-            if not self.path.exists():
+            if not check or not self.path.exists():
                 raise HistoryError(f"The history index {self.path} cannot be opened: {exc}.", "Check the folder's permissions.") from exc
             keep_aside(self.path, "The history index", str(exc))
             for suffix in ("-wal", "-shm"):
@@ -116,7 +121,7 @@ class History:
 
     def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA foreign_keys=ON")
@@ -130,7 +135,7 @@ class History:
                     for migrate in MIGRATIONS[version:]:
                         migrate(db, self._use_fts)
                     db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+            if self._check and db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
                 raise sqlite3.DatabaseError("the integrity check failed")
             self.fts = db.execute("SELECT 1 FROM sqlite_master WHERE name='pictures_fts'").fetchone() is not None
         except BaseException:
@@ -255,34 +260,66 @@ class History:
         """Notice pictures deleted or moved outside the app, and index pictures dropped into `folders`.
 
         A picture moved within the watched folders keeps its id, favourite and tags (it is found again by
-        its record's id); one deleted or moved elsewhere leaves the index.
+        its record's id); one deleted or moved elsewhere leaves the index. Files are read outside any
+        transaction and the index is written in short batches, so other connections never wait long.
         """
         known = {path: (picture_id, record_id) for picture_id, path, record_id in
                  self.db.execute("SELECT id, path, record_id FROM pictures")}
-        gone = {picture_id: record_id for path, (picture_id, record_id) in known.items() if not Path(path).is_file()}
-        gone_by_record = {record_id: picture_id for picture_id, record_id in gone.items() if record_id}
-        added = moved = 0
-        with self.db:
-            self.db.execute("BEGIN IMMEDIATE")
-            for folder in folders:
-                for path in sorted(Path(folder).glob("*.png")):
-                    path = path.resolve()
-                    if str(path) in known or path.name.endswith((DEPTH_SUFFIX, MASK_SUFFIX)) or path.name.startswith("."):
-                        continue
-                    try:
-                        facts = picture_facts(path)
-                    except (D2IError, OSError):
-                        continue  # not a picture this index can hold (damaged, no settings, or gone meanwhile)
-                    picture_id = gone_by_record.pop(facts["record_id"], None) if facts["record_id"] else None
-                    if picture_id is not None:
-                        self.db.execute("UPDATE pictures SET path = ? WHERE id = ?", (str(path), picture_id))
-                        del gone[picture_id]
-                        moved += 1
-                    else:
-                        self._insert(path, facts)
-                        added += 1
-            self.db.executemany("DELETE FROM pictures WHERE id = ?", [(picture_id,) for picture_id in gone])
-        return SyncReport(added, moved, len(gone))
+        gone = {picture_id: path for path, (picture_id, _record) in known.items() if not Path(path).is_file()}
+        gone_by_record = {record_id: picture_id for path, (picture_id, record_id) in known.items()
+                          if record_id and picture_id in gone}
+        moves, additions = [], []
+        for path, facts in self._dropped_in(folders, known):
+            picture_id = gone_by_record.pop(facts["record_id"], None) if facts["record_id"] else None
+            if picture_id is not None:
+                moves.append((picture_id, gone.pop(picture_id), path))
+            else:
+                additions.append((path, facts))
+        moved = sum(self._in_batches(moves, self._move))
+        added = sum(self._in_batches(additions, self._add_new))
+        removed = sum(self._in_batches(list(gone.items()), self._remove_gone))
+        return SyncReport(added, moved, removed)
+
+    @staticmethod
+    def _dropped_in(folders: Iterable[str | Path], known: dict) -> Iterable[tuple[Path, dict]]:
+        """The pictures in `folders` not indexed yet, with their facts (read from the files)."""
+        for folder in folders:
+            for path in sorted(Path(folder).glob("*.png")):
+                path = path.resolve()
+                if str(path) in known or path.name.endswith((DEPTH_SUFFIX, MASK_SUFFIX)) or path.name.startswith("."):
+                    continue
+                try:
+                    yield path, picture_facts(path)
+                except (D2IError, OSError):
+                    continue  # not a picture this index can hold (damaged, no settings, or gone meanwhile)
+
+    def _in_batches(self, rows: list, write) -> Iterable[int]:
+        """`write(row)` for each row, SYNC_BATCH rows to a transaction; yields how many each batch changed."""
+        for start in range(0, len(rows), SYNC_BATCH):
+            with self.db:
+                self.db.execute("BEGIN IMMEDIATE")
+                yield sum(write(*row) for row in rows[start:start + SYNC_BATCH])
+
+    # Each checks again what the index holds now: another connection may have changed it since the files were read.
+    def _move(self, picture_id: int, old_path: str, path: Path) -> bool:
+        if self._indexed(path):
+            return False
+        return self.db.execute("UPDATE pictures SET path = ? WHERE id = ? AND path = ?",
+                               (str(path), picture_id, old_path)).rowcount > 0
+
+    def _add_new(self, path: Path, facts: dict) -> bool:
+        if self._indexed(path):
+            return False
+        self._insert(path, facts)
+        return True
+
+    def _remove_gone(self, picture_id: int, path: str) -> bool:
+        if Path(path).is_file():  # put back meanwhile
+            return False
+        return self.db.execute("DELETE FROM pictures WHERE id = ? AND path = ?", (picture_id, path)).rowcount > 0
+
+    def _indexed(self, path: Path) -> bool:
+        return self.db.execute("SELECT 1 FROM pictures WHERE path = ?", (str(path),)).fetchone() is not None
 
 
 def picture_facts(path: Path, record: dict | None = None) -> dict:
