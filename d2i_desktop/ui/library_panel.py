@@ -5,28 +5,27 @@ from __future__ import annotations
 from pathlib import Path
 
 from PIL import Image
-from PySide6.QtCore import QObject, QSize, Qt, QThreadPool, Signal
+from PySide6.QtCore import QEvent, QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import (
-    QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton,
-    QSlider, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget,
+    QDoubleSpinBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
+    QPushButton, QSlider, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget,
 )
 
 from ..core.errors import D2IError
-from ..core.extras.library import EMBEDDING, LORA, AlreadyInLibrary, Library, LibraryItem
+from ..core.extras.library import EMBEDDING, LORA, Library, LibraryItem
 from ..core.extras.lora_files import WEIGHT_SUFFIXES
+from . import library_jobs
+from .library_jobs import LibraryJobs
 
 NAME, WEIGHT, KIND, BASE, WORDS, SIZE = range(6)
 WEIGHT_STEPS = 100  # slider steps per 1.0 of weight
 FILE_FILTER = "LoRAs and embeddings (" + " ".join(f"*{s}" for s in WEIGHT_SUFFIXES) + ");;All files (*)"
 ICON_SIZE = 24
-
-
-class _ScanResults(QObject):
-    """Carries a background scan's items to the GUI thread."""
-
-    sig_done = Signal(int, object)
-    """Scan number, and the items (or the D2IError that stopped the scan)."""
+WEIGHT_WIDTH = 100  # the weight column: a short slider and its value
+NAME_MIN_WIDTH = 110  # the name column never gets narrower than this; the other columns go first
+WORDS_MAX_WIDTH = 160  # longer trigger word lists are elided (the details below show them whole)
+OPTIONAL_COLUMNS = (KIND, WORDS, BASE, SIZE)  # shown while they fit, the first kept longest
 
 
 class WeightSlider(QWidget):
@@ -74,10 +73,9 @@ class LibraryPanel(QWidget):
         self.items: dict[str, LibraryItem] = {}  # by row key (kind:name)
         self._chosen: dict[str, tuple[bool, float]] = {}  # LoRA name -> (ticked, weight), kept across refreshes
         self._current_result: Image.Image | None = None
-        self._scan_number = 0
-        self.scanning = False  # a background scan is running and its result will be shown
-        self._scan_results = _ScanResults()
-        self._scan_results.sig_done.connect(self._scanned)
+        self.jobs = LibraryJobs(self.library)
+        self.jobs.sig_busy.connect(self._busy_changed)
+        self.jobs.sig_finished.connect(self._job_finished)
         self.setAcceptDrops(True)
 
         self.search = QLineEdit(objectName="librarySearch", placeholderText="Search name, trigger words, base model…",
@@ -89,10 +87,12 @@ class LibraryPanel(QWidget):
         self.tree.setIconSize(QSize(ICON_SIZE, ICON_SIZE))
         self.tree.setStyleSheet("QTreeWidget::item { min-height: 26px; }")  # room for the weight sliders
         header = self.tree.header()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(WEIGHT, QHeaderView.ResizeMode.Fixed)
-        header.resizeSection(WEIGHT, 130)
         header.setStretchLastSection(False)
+        header.setMinimumSectionSize(24)
+        header.setSectionResizeMode(NAME, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(WEIGHT, QHeaderView.ResizeMode.Fixed)
+        header.resizeSection(WEIGHT, WEIGHT_WIDTH)
+        self.tree.viewport().installEventFilter(self)  # the columns are fitted to its width
         self.tree.itemChanged.connect(self._item_changed)
         self.tree.itemDoubleClicked.connect(self._double_clicked)
         self.tree.currentItemChanged.connect(self._show_details)
@@ -111,9 +111,11 @@ class LibraryPanel(QWidget):
         self.mix_button = QPushButton("Export mix…", objectName="libraryMixButton",
                                       toolTip="Save the ticked LoRAs at their weights as one LoRA file in the library")
         self.mix_button.clicked.connect(self.export_mix_dialog)
-        buttons = QHBoxLayout()
-        for button in (import_button, folder_button, self.remove_button, refresh, self.mix_button):
-            buttons.addWidget(button)
+        buttons = QGridLayout()  # two rows: one row of five is wider than the dock beside the picture
+        for index, button in enumerate((import_button, folder_button, self.remove_button, refresh, self.mix_button)):
+            buttons.addWidget(button, index // 3, index % 3)
+        self.busy_label = QLabel(objectName="libraryBusy", visible=False)
+        self.busy_label.setStyleSheet("color: palette(placeholder-text);")
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -123,6 +125,7 @@ class LibraryPanel(QWidget):
         layout.addWidget(self.search)
         layout.addWidget(self.empty_hint)
         layout.addWidget(self.tree, 1)
+        layout.addWidget(self.busy_label)
         layout.addLayout(buttons)
         layout.addWidget(self._details_box())
         self.refresh_in_background()
@@ -147,43 +150,41 @@ class LibraryPanel(QWidget):
         text = QVBoxLayout()
         text.addWidget(self.details)
         text.addLayout(form)
-        text.addWidget(self.thumb_button)
-        row = QHBoxLayout(box)
+        row = QHBoxLayout()
         row.addWidget(self.thumbnail, 0, Qt.AlignmentFlag.AlignTop)
         row.addLayout(text, 1)
+        column = QVBoxLayout(box)
+        column.addLayout(row)
+        column.addWidget(self.thumb_button)  # below, not beside the thumbnail: its text is long
         self._show_details(None)
         return box
 
     # -- list ------------------------------------------------------------------------
     def refresh(self) -> None:
         """Read the library folders now and show them: cheap after the first scan (the scan cache knows the files)."""
-        self._scan_number += 1
-        self.scanning = False
         self._show(self.library.items())
 
     def refresh_in_background(self) -> None:
-        """Read the library folders off the GUI thread (at start, on Rescan, for a new folder); the list follows."""
-        self._scan_number += 1
-        self.scanning = True
-        number, library, results = self._scan_number, self.library, self._scan_results
+        """Read the library folders off the GUI thread (at start, on Rescan); the list follows."""
+        self.jobs.run(self.tr("Reading the library…"), lambda _library: None)
 
-        def scan():
-            try:
-                found = library.items()
-            except D2IError as exc:
-                found = exc
-            results.sig_done.emit(number, found)
+    @property
+    def scanning(self) -> bool:
+        """Library work (an import, a removal, a scan) is under way off the GUI thread; the list follows it."""
+        return self.jobs.busy
 
-        QThreadPool.globalInstance().start(scan)
+    def _busy_changed(self, doing: str) -> None:
+        self.busy_label.setText(doing)
+        self.busy_label.setVisible(bool(doing))
+        self._show_details(self.tree.currentItem())
 
-    def _scanned(self, number: int, found) -> None:
-        if number != self._scan_number:  # a later scan or refresh replaces it
-            return
-        self.scanning = False
+    def _job_finished(self, notice, found) -> None:
         if isinstance(found, D2IError):
             self.sig_message.emit(found.message, found.hint, "error")
         else:
             self._show(found)
+        if notice is not None:  # after the scan's: what the job did matters more
+            self.sig_message.emit(*notice)
 
     def _show(self, found: list[LibraryItem]) -> None:
         current = self.current_item()
@@ -197,7 +198,7 @@ class LibraryPanel(QWidget):
                                               item.base_model or "?", ", ".join(item.trigger_words or item.suggested_words),
                                               _size_text(item.size)])
             row.setData(NAME, Qt.ItemDataRole.UserRole, key)
-            row.setToolTip(NAME, item.problem or str(item.path))
+            row.setToolTip(NAME, item.problem or f"{item.name}\n{item.path}")
             if item.thumbnail:
                 row.setIcon(NAME, QIcon(QPixmap(str(item.thumbnail)).scaled(
                     ICON_SIZE, ICON_SIZE, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)))
@@ -222,6 +223,26 @@ class LibraryPanel(QWidget):
                                     [item.name for item in usable if item.kind == EMBEDDING])
         self._filter(self.search.text())
         self._show_details(self.tree.currentItem())
+        self._fit_columns()
+
+    def _fit_columns(self) -> None:
+        """Name and weight always; then as many of the other columns as fit whole, the name taking what is left."""
+        header, room = self.tree.header(), self.tree.viewport().width()
+        wanted = {column: max(self.tree.sizeHintForColumn(column), header.sectionSizeHint(column))
+                  for column in OPTIONAL_COLUMNS}
+        wanted[WORDS] = min(wanted[WORDS], WORDS_MAX_WIDTH)
+        shown = list(OPTIONAL_COLUMNS)
+        while shown and NAME_MIN_WIDTH + WEIGHT_WIDTH + sum(wanted[column] for column in shown) > room:
+            shown.pop()
+        for column in OPTIONAL_COLUMNS:
+            header.setSectionHidden(column, column not in shown)
+            if column in shown:
+                header.resizeSection(column, wanted[column])
+
+    def eventFilter(self, watched, event) -> bool:
+        if watched is self.tree.viewport() and event.type() == QEvent.Type.Resize:
+            self._fit_columns()
+        return super().eventFilter(watched, event)
 
     def _filter(self, text: str) -> None:
         words = text.lower().split()
@@ -289,7 +310,7 @@ class LibraryPanel(QWidget):
     def _show_details(self, row, _previous=None) -> None:
         item = self.items.get(row.data(NAME, Qt.ItemDataRole.UserRole)) if row is not None else None
         editable = item is not None and item.usable
-        self.remove_button.setEnabled(item is not None)
+        self.remove_button.setEnabled(item is not None and not self.scanning)
         self.words_edit.setEnabled(editable)
         self.default_weight.setEnabled(editable and item.kind == LORA)
         self.thumb_button.setEnabled(editable and self._current_result is not None)
@@ -363,28 +384,15 @@ class LibraryPanel(QWidget):
         if paths:
             self.import_files(paths)
 
-    def import_files(self, paths: list[str | Path]) -> list[LibraryItem]:
-        """Copy files into the library; report what was skipped or refused in the notice bar."""
-        imported, notes, error = [], [], None
-        for path in map(Path, paths):
-            try:
-                item = self.library.import_file(path)
-            except AlreadyInLibrary as exc:
-                notes.append(exc.message)
-                continue
-            except D2IError as exc:
-                error = exc
-                continue
-            imported.append(item)
-            if item.name != path.stem:
-                notes.append(f"{path.name} is called '{item.name}': the name '{path.stem}' was taken.")
-        self.refresh()
-        if error is not None:  # the notice bar shows one message: a refusal matters most
-            self.sig_message.emit(error.message, error.hint, "error")
-        elif imported or notes:
-            done = f"Imported {', '.join(item.name for item in imported)}." if imported else "Nothing was imported."
-            self.sig_message.emit(done, " ".join(notes), "info")
-        return imported
+    def import_files(self, paths: list[str | Path]) -> None:
+        """Copy files into the library off the GUI thread; the list and the notice bar (what was skipped or refused)
+        follow."""
+        paths = [Path(path) for path in paths]
+        if not paths:
+            return
+        doing = self.tr("Importing {}…").format(paths[0].name) if len(paths) == 1 else \
+            self.tr("Importing {} files…").format(len(paths))
+        self.jobs.run(doing, lambda library: library_jobs.import_files(library, paths))
 
     def add_folder_dialog(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "A folder of LoRAs or embeddings")
@@ -392,25 +400,18 @@ class LibraryPanel(QWidget):
             self.add_folder(folder)
 
     def add_folder(self, folder: str | Path) -> None:
-        try:
-            self.library.add_folder(folder)
-        except D2IError as exc:
-            self.sig_message.emit(exc.message, exc.hint, "error")
-            return
-        self.refresh_in_background()
+        """List a folder's files in place, off the GUI thread (a new folder is read whole)."""
+        folder = Path(folder)
+        self.jobs.run(self.tr("Adding the folder {}…").format(folder.name or folder),
+                      lambda library: library.add_folder(folder))
 
     def remove_current(self) -> None:
         item = self.current_item()
-        if item is None:
-            return
-        try:
-            self.library.remove(item)
-        except D2IError as exc:
-            self.sig_message.emit(exc.message, exc.hint, "error")
+        if item is None or self.scanning:
             return
         self._chosen.pop(item.name, None)
-        self.refresh()
-        self.sig_message.emit(f"Moved {item.path.name} to the trash.", "Restore it from the trash to bring it back.", "info")
+        self.jobs.run(self.tr("Moving {} to the trash…").format(item.path.name),
+                      lambda library: library_jobs.remove_item(library, item))
 
     # -- drag and drop -------------------------------------------------------------------
     def dragEnterEvent(self, event):

@@ -7,14 +7,16 @@ import threading
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
 from d2i_desktop.core.extras.library import Library
 from d2i_desktop.core.files.outputs import parse_parameters
 from d2i_desktop.ui.library_panel import NAME, LibraryPanel
+from d2i_desktop.ui.main_window import FRAME_ALLOWANCE
 from library_samples import (
     embedding_vectors, lora_state, sd1_lora, write_a1111_embedding, write_diffusers_embedding, write_lora,
+    write_pickle_payload,
 )
 
 
@@ -132,9 +134,11 @@ def test_drop_imports_files_and_reports_duplicates_and_refusals(panel, pipe, tmp
     mime.setUrls([QUrl.fromLocalFile(str(fresh)), QUrl.fromLocalFile(str(same))])
     drop = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
     panel.dropEvent(drop)
+    qtbot.waitUntil(lambda: not panel.scanning, timeout=10_000)
     bad = tmp_path / "dl" / "half.safetensors"
     bad.write_bytes(fresh.read_bytes()[:40])
     panel.import_files([bad])
+    qtbot.waitUntil(lambda: not panel.scanning, timeout=10_000)
 
     assert "glow" in names_shown(panel)
     assert messages[0] == ("Imported glow.", "ink-copy.safetensors is already in the library as 'ink'.", "info")
@@ -142,17 +146,114 @@ def test_drop_imports_files_and_reports_duplicates_and_refusals(panel, pipe, tmp
     assert not (panel.library.root / "half.safetensors").exists()
 
 
-def test_remove_moves_to_the_trash(panel, library, tmp_path, monkeypatch):
+def test_remove_moves_to_the_trash(panel, library, tmp_path, monkeypatch, qtbot):
     from send2trash import plat_other
 
     monkeypatch.setattr(plat_other, "XDG_DATA_HOME", os.fsencode(tmp_path / "share"))
     monkeypatch.setattr(plat_other, "HOMETRASH_B", os.fsencode(tmp_path / "share" / "Trash"))
     panel.tree.setCurrentItem(panel.row_of("grain"))
     panel.remove_button.click()
+    qtbot.waitUntil(lambda: not panel.scanning, timeout=10_000)
 
     assert "grain" not in names_shown(panel)
     assert sorted(p.name for p in (tmp_path / "share" / "Trash" / "files").iterdir()) == \
         ["grain.preview.png", "grain.safetensors"]
+
+
+def test_an_import_runs_off_the_gui_thread_and_the_dock_says_so(panel, qtbot, tmp_path, monkeypatch):
+    release, imported_in = threading.Event(), []
+    real_import = Library.import_file
+
+    def held_import(self, source):  # the real import, held back until the test lets it go
+        imported_in.append(threading.current_thread())
+        release.wait(10)
+        return real_import(self, source)
+
+    monkeypatch.setattr(Library, "import_file", held_import)
+    files = [write_diffusers_embedding(tmp_path / "dl" / f"{name}.safetensors", embedding_vectors(seed=seed))
+             for seed, name in enumerate(("glow", "haze", "mist"))]
+    panel.import_files(files)  # returns while the import waits
+
+    assert panel.scanning and panel.busy_label.isVisible() and panel.busy_label.text() == "Importing 3 files…"
+    assert not panel.remove_button.isEnabled()
+    release.set()
+    qtbot.waitUntil(lambda: not panel.scanning, timeout=10_000)
+    assert {"glow", "haze", "mist"} <= set(names_shown(panel)) and not panel.busy_label.isVisible()
+    assert imported_in and threading.main_thread() not in imported_in
+
+
+def test_a_file_that_holds_code_is_refused_in_the_notice_and_never_runs(panel, qtbot, tmp_path):
+    messages = []
+    panel.sig_message.connect(lambda *args: messages.append(args))
+    marker = tmp_path / "payload-ran"
+    panel.import_files([write_pickle_payload(tmp_path / "dl" / "evil.pt", marker)])
+    qtbot.waitUntil(lambda: not panel.scanning, timeout=10_000)
+
+    assert len(messages) == 1 and messages[0][2] == "error"
+    assert messages[0][0].startswith("evil.pt holds code, not just weights")
+    assert not marker.exists() and not (panel.library.root / "evil.pt").exists() and "evil" not in names_shown(panel)
+
+
+def test_two_imports_at_once_keep_both_files(library, pipe, tmp_path):
+    """Two same-named files imported from two threads at once: each gets its own name, neither overwrites."""
+    sources = [write_lora(tmp_path / f"from-{n}" / "style.safetensors", lora_state(pipe, "kohya", seed=10 + n))
+               for n in range(2)]
+    start, results = threading.Barrier(2), []
+
+    def import_one(source):
+        start.wait()
+        results.append(library.import_file(source))
+
+    threads = [threading.Thread(target=import_one, args=(source,)) for source in sources]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert sorted(item.name for item in results) == ["style", "style-2"]
+    assert sorted(item.path.read_bytes() for item in results) == sorted(source.read_bytes() for source in sources)
+
+
+def test_the_dock_shows_every_button_and_whole_columns_on_a_1280x720_screen(qtbot, window):
+    window.resize(1280 - FRAME_ALLOWANCE.width(), 720 - FRAME_ALLOWANCE.height())
+    window.reset_layout()
+    window.library_dock.raise_()
+    panel, scroller = window.library_panel, window.library_dock.widget()
+    qtbot.waitUntil(lambda: panel.isVisible() and not panel.scanning, timeout=10_000)
+    qtbot.wait(50)  # the dock area settles its sizes after the layout is reset
+
+    room = scroller.viewport().width()
+    assert panel.minimumSizeHint().width() <= room and not scroller.horizontalScrollBar().isVisible()
+    for button in (panel.mix_button, panel.remove_button):
+        assert button.isVisible() and button.sizeHint().width() <= button.width()
+        assert button.mapTo(panel, QPoint(button.width(), 0)).x() <= panel.width() <= room  # its right edge shows
+    header = panel.tree.header()
+    assert header.length() <= panel.tree.viewport().width()  # no column cut at the right edge
+    assert not header.isSectionHidden(NAME) and not header.isSectionHidden(2)  # name, weight and kind at least
+
+
+def test_adding_a_folder_lists_its_files_in_place_and_a_missing_one_is_refused(panel, qtbot, tmp_path):
+    messages = []
+    panel.sig_message.connect(lambda *args: messages.append(args))
+    dusk = write_diffusers_embedding(tmp_path / "extra" / "dusk.safetensors", embedding_vectors(seed=7))
+    panel.add_folder(dusk.parent)
+    assert panel.busy_label.text() == "Adding the folder extra…"
+    qtbot.waitUntil(lambda: not panel.scanning, timeout=10_000)
+    assert "dusk" in names_shown(panel) and panel.items["embedding:dusk"].path == dusk and messages == []
+
+    panel.add_folder(tmp_path / "missing")
+    qtbot.waitUntil(lambda: not panel.scanning, timeout=10_000)
+    assert messages == [(f"{tmp_path / 'missing'} is not a folder.",
+                         "Choose a folder that holds LoRA or embedding files.", "error")]
+
+
+def test_a_wide_dock_shows_every_column_whole(panel, qtbot):
+    panel.resize(1000, 600)
+    qtbot.waitUntil(lambda: not panel.tree.header().isSectionHidden(5))
+    header = panel.tree.header()
+    assert not any(header.isSectionHidden(column) for column in range(6))
+    assert header.length() <= panel.tree.viewport().width()
+    assert header.sectionSize(4) >= panel.tree.sizeHintForColumn(4)  # "ink wash, brush" whole
 
 
 # -- in the main window ---------------------------------------------------------------------

@@ -19,6 +19,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from filelock import Timeout
 from PIL import Image
 
 from ..files.app_data import locked, read_json, sweep_stale_temporaries
@@ -31,6 +32,7 @@ from ..paths import data_dir
 PREVIEW_SUFFIXES = (".preview.png", ".preview.jpg", ".preview.jpeg", ".preview.webp", ".png", ".jpg", ".jpeg", ".webp")
 TEXT_SIDECARS = (".civitai.info", ".json", ".txt")
 SUGGESTED_WORDS = 6
+IMPORT_LOCK_SECONDS = 600  # an import copies whole files, so another may hold the lock a while
 
 
 @dataclass
@@ -211,6 +213,19 @@ class Library:
                                    "Import .safetensors (best), .pt, .bin or .ckpt files.")
         inspect_file(source)  # refuse unreadable, damaged or unsafe files before copying anything
         digest = sha256_file(source)
+        # Held from the duplicate check to the last copy: two imports at once (two threads or two running
+        # copies of the app) would otherwise both pass the check or both take the same free name.
+        lock = locked(self.root.parent / "library-import")
+        lock.timeout = IMPORT_LOCK_SECONDS
+        try:
+            with lock:
+                target = self._copy_in(source, digest)
+        except Timeout as exc:
+            raise LibraryFileError(f"Another import into the library did not finish; {source.name} was not imported.",
+                                   "Import it again once the other import is done.") from exc
+        return describe(target, self._settings().get("items", {}).get(target.stem, {}))
+
+    def _copy_in(self, source: Path, digest: str) -> Path:
         for item in self.items():
             if item.size == source.stat().st_size and sha256_file(item.path) == digest:
                 raise AlreadyInLibrary(source, item)
@@ -221,7 +236,7 @@ class Library:
             destination = target.with_name(target.stem + extension)
             if not destination.exists():
                 _copy_atomic(sidecar, destination)
-        return describe(target, self._settings().get("items", {}).get(target.stem, {}))
+        return target
 
     def _free_name(self, stem: str, suffix: str) -> Path:
         taken = {item.name for item in self.items()}
