@@ -226,6 +226,7 @@ class Session(QObject):
         self.result: GenerationResult | None = None
         self.result_index = 0
         self.result_paths: list[Path] = []  # where the result's pictures were written, once they are
+        self.result_job: int | None = None  # the job that made the result
         self.model: ModelInfo | None = None
         self.waiting: list[Job] = []  # sent to the worker, not started yet
         self.running: Job | None = None
@@ -236,19 +237,22 @@ class Session(QObject):
     def open_image(self, loaded: LoadedImage, name: str, path: str | Path | None = None) -> None:
         self.image, self.image_name, self.image_key = loaded, name, image_key(loaded.image)
         self.image_path = str(path) if path else None
-        self.result, self.result_index, self.result_paths = None, 0, []
+        self.result, self.result_index, self.result_paths, self.result_job = None, 0, [], None
         self.depth.clear()
         self.mask = None
         self.mask_history.clear()
         self.sig_image_changed.emit()
 
-    def set_result(self, result: GenerationResult) -> None:
+    def set_result(self, result: GenerationResult, job_id: int | None = None) -> None:
+        """`result` of job `job_id`, made from the image open now."""
         self.result, self.result_index, self.result_paths = result, 0, []
+        self.result_job = job_id
         self.sig_result_changed.emit()
 
-    def set_saved(self, paths: list[Path]) -> None:
-        """The current result's pictures were written to `paths`."""
-        self.result_paths = list(paths)
+    def set_saved(self, job_id: int, paths: list[Path]) -> None:
+        """The pictures of job `job_id` were written to `paths`; they are the current result's when it is that job's."""
+        if job_id == self.result_job and self.result is not None:
+            self.result_paths = list(paths)
 
     def current_path(self) -> Path | None:
         """The file of the chosen picture of the result; None before it is written."""

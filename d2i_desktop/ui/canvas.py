@@ -27,6 +27,8 @@ OVERLAY_MODES = (OVERLAY_BLEND, OVERLAY_SIDE, OVERLAY_SPLIT)
 TOOL_PAN, TOOL_BRUSH, TOOL_PICK, TOOL_MASK = "pan", "brush", "pick", "mask"
 MASK_TINT = (255, 60, 60)  # the repaint mask shows as a red wash over the input
 GAP = 16  # pixels between pictures side by side, in image units
+LEGEND_SIZE = (196, 56)  # the depth legend's box (colour bar, title and labels), widget pixels
+LEGEND_MARGIN = 6  # between the legend and the widget's edge or the picture
 SPLIT_GRAB = 8  # how close (widget pixels) to the split line a press grabs it
 
 
@@ -285,9 +287,31 @@ class Canvas(QWidget):
         self._fit = True
         scene_w, scene_h = self._scene_size()
         if scene_w and scene_h:
-            self.zoom = min(self.width() / scene_w, self.height() / scene_h) * 0.98
-            self.offset = QPointF((self.width() - scene_w * self.zoom) / 2, (self.height() - scene_h * self.zoom) / 2)
+            width, height = self.width(), self.height()
+            self.zoom = min(width / scene_w, height / scene_h) * 0.98
+            side_room = (width - scene_w * self.zoom) / 2
+            if self._shown_depth() is not None and side_room < LEGEND_SIZE[0] + 2 * LEGEND_MARGIN:
+                height -= LEGEND_SIZE[1] + 2 * LEGEND_MARGIN  # keep a strip below the picture for the legend
+                self.zoom = max(min(width / scene_w, height / scene_h) * 0.98, 0.01)
+            self.offset = QPointF((width - scene_w * self.zoom) / 2, (height - scene_h * self.zoom) / 2)
         self.update()
+
+    def picture_rect(self) -> QRectF:
+        """Where the scene's pictures are drawn, in widget pixels."""
+        scene_w, scene_h = self._scene_size()
+        return QRectF(self.offset, self.offset + QPointF(scene_w, scene_h) * self.zoom)
+
+    def legend_rect(self) -> QRectF:
+        """The depth legend's box: bottom left, in the margin beside or below the pictures; over them only when
+        zoomed in so far that there is no margin left."""
+        box_w, box_h = LEGEND_SIZE
+        picture = self.picture_rect()
+        bottom = self.height() - LEGEND_MARGIN - box_h
+        candidates = (QRectF(LEGEND_MARGIN, bottom, box_w, box_h),
+                      QRectF(LEGEND_MARGIN, max(picture.bottom() + LEGEND_MARGIN, LEGEND_MARGIN), box_w, box_h),
+                      QRectF(self.width() - LEGEND_MARGIN - box_w, bottom, box_w, box_h))
+        inside = QRectF(self.rect())
+        return next((box for box in candidates if inside.contains(box) and not box.intersects(picture)), candidates[0])
 
     def zoom_by(self, factor: float, anchor: QPointF | None = None) -> None:
         anchor = anchor or QPointF(self.width() / 2, self.height() / 2)
@@ -433,11 +457,12 @@ class Canvas(QWidget):
             return
         cmap = self.depth_picture.cmap if self.depth_picture is not None else "grey"
         table = depth_maps.colorize(np.linspace(0, 1, 9)[None, :], cmap)[0]
-        bar = QRectF(14, self.height() - 40, 180, 10)
+        box = self.legend_rect()
+        bar = QRectF(box.x() + 8, box.y() + 22, box.width() - 16, 10)
         gradient = QLinearGradient(bar.topLeft(), bar.topRight())
         for index, colour in enumerate(table):
             gradient.setColorAt(index / 8, QColor(*map(int, colour)))
-        painter.fillRect(bar.adjusted(-8, -22, 8, 24), QColor(30, 31, 34, 210))
+        painter.fillRect(box, QColor(30, 31, 34, 210))
         painter.fillRect(bar, gradient)
         painter.setPen(QColor("#e8eaed"))
         title = "What the model sees (-1..1)" if self.show_model_view else "Depth"

@@ -3,13 +3,15 @@ shows it."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLabel, QPushButton, QSlider, QWidget
 
 from ..core.depth import maps as depth_maps
 from ..core.depth.estimators import DepthSettings
 from .canvas import OVERLAY_MODES, VIEW_MODES, Canvas
 from .estimator_combo import EstimatorCombo
+
+KEY_COLORMAP, KEY_OPACITY, KEY_OVERLAY_MODE = "depth/colormap", "depth/overlay_opacity", "depth/overlay_mode"
 
 
 class DepthPanel(QWidget):
@@ -94,6 +96,20 @@ class DepthPanel(QWidget):
         self.view_combo.currentTextChanged.connect(canvas.set_view_mode)
         canvas.sig_view_mode_changed.connect(self.view_combo.setCurrentText)
         self._overlay_changed()
+
+    def bind_settings(self, settings: QSettings) -> None:
+        """Show the overlay as last time (colours, opacity, mode) and remember each change in `settings`;
+        a stored value that is not one of the choices is passed over."""
+        if (cmap := settings.value(KEY_COLORMAP)) in depth_maps.COLORMAPS:
+            self.colormap_combo.setCurrentText(cmap)
+        if (mode := settings.value(KEY_OVERLAY_MODE)) in OVERLAY_MODES:
+            self.overlay_mode_combo.setCurrentText(mode)
+        opacity = str(settings.value(KEY_OPACITY, ""))
+        if opacity.isdigit():
+            self.opacity_slider.setValue(int(opacity))
+        self.colormap_combo.currentTextChanged.connect(lambda cmap: settings.setValue(KEY_COLORMAP, cmap))
+        self.overlay_mode_combo.currentTextChanged.connect(lambda mode: settings.setValue(KEY_OVERLAY_MODE, mode))
+        self.opacity_slider.valueChanged.connect(lambda value: settings.setValue(KEY_OPACITY, value))
 
     def _overlay_changed(self) -> None:
         self.opacity_label.setText(f"{self.opacity_slider.value()}%")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtGui import QAction, QActionGroup, QImage, QKeySequence
+from PySide6.QtCore import QCoreApplication, QObject, Qt, Signal
+from PySide6.QtGui import QAction, QActionGroup, QIcon, QImage, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy,
-    QSlider, QToolButton, QVBoxLayout, QWidget,
+    QSlider, QStyle, QToolButton, QVBoxLayout, QWidget,
 )
 
 from ..core.depth import edit as depth_edit
@@ -33,6 +33,24 @@ def history_actions(parent: QWidget, what: str, undo, redo) -> tuple[QAction, QA
     undo_action.triggered.connect(undo)
     redo_action.triggered.connect(redo)
     return undo_action, redo_action
+
+
+def history_buttons(parent: QWidget, undo_action: QAction, redo_action: QAction) -> QHBoxLayout:
+    """Undo and Redo as an icon and a word each; what they would undo is their tooltip (and the menu's text)."""
+    row = QHBoxLayout()
+    style = parent.style()
+    for action, word, theme_icon, fallback in (
+            (undo_action, QCoreApplication.translate("history", "Undo"), "edit-undo", QStyle.StandardPixmap.SP_ArrowBack),
+            (redo_action, QCoreApplication.translate("history", "Redo"), "edit-redo",
+             QStyle.StandardPixmap.SP_ArrowForward)):
+        action.setIcon(QIcon.fromTheme(theme_icon, style.standardIcon(fallback)))
+        action.setIconText(word)
+        button = QToolButton(objectName=action.objectName().replace("Action", "Button"))
+        button.setDefaultAction(action)
+        button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        button.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        row.addWidget(button, 1)
+    return row
 
 
 class BrushSizeKeys(QObject):
@@ -140,15 +158,10 @@ class DepthToolsPanel(QWidget):
             row.addWidget(label)
             form.addRow(name, row)
         form.addRow("Flatten to", self.target_label)
-        history = QHBoxLayout()
-        for action in (self.undo_action, self.redo_action):
-            button = QToolButton()  # the icon; the action's text (what it undoes) is its tooltip
-            button.setDefaultAction(action)
-            history.addWidget(button, 1)
         layout = QVBoxLayout(box)
         layout.addLayout(tools)
         layout.addLayout(form)
-        layout.addLayout(history)
+        layout.addLayout(history_buttons(self, self.undo_action, self.redo_action))
         self._brush_settings_changed()
         self._on_picked(self.editor.brush.target)
         return box
@@ -187,7 +200,7 @@ class DepthToolsPanel(QWidget):
         for column, (label, widget) in enumerate((("Near", self.near_spin), ("Far", self.far_spin))):
             grid.addWidget(QLabel(label), 2, 2 * column)
             grid.addWidget(widget, 2, 2 * column + 1)
-        grid.addWidget(QLabel("γ"), 3, 0)
+        grid.addWidget(QLabel(self.tr("Gamma"), toolTip=self.gamma_spin.toolTip()), 3, 0)
         grid.addWidget(self.gamma_spin, 3, 1)
         grid.addWidget(self.levels_button, 3, 2, 1, 2)
         grid.addWidget(QLabel("Loading files"), 4, 0, 1, 2)
@@ -249,7 +262,8 @@ class DepthToolsPanel(QWidget):
             return
         low, high = float(depth.min()), float(depth.max())
         share = (value - low) / (high - low) if high > low else 0.0
-        self.target_label.setText(f"{value:.4g}  ({share:.0%} of the way from far to near)")
+        self.target_label.setText(self.tr("{value}  ({share} of the way from far to near)").format(
+            value=f"{value:,.3f}", share=f"{share:.0%}"))
 
     def _invert(self) -> None:
         self._run(depth_edit.invert, "Invert")

@@ -21,15 +21,17 @@ from ..core.depth.estimators import DepthEstimate, DepthSettings
 from ..core.models.demo import DEMO_LABEL
 from ..core.generation.batch import BatchItem, plan
 from ..core.generation.depth_origin import DepthOrigin
+from ..core.generation.depth_source import image_key
 from ..core.generation.engine import GenerationResult, ModelInfo, StepInfo
 from ..core.errors import D2IError
+from ..core.extras.adapters import resolve_extras
 from ..core.history.foreign import PictureSettings
 from ..core.history.hashes import HashCache
 from ..core.history.record import depth_path_for
 from ..core.files.images import LoadedImage, load_image, prepare_image
 from ..core.files.outputs import save_new_file, save_png
 from ..core.generation.params import MAX_SEED, GenerationParams
-from ..core.paths import default_output_dir
+from ..core.paths import data_dir, default_output_dir
 from ..session import Session
 from .canvas import VIEW_COMPARE, VIEW_SIDE_BY_SIDE, Canvas, to_qimage
 from .depth_panel import DepthPanel
@@ -40,10 +42,13 @@ from .notice_bar import NoticeBar
 from .mask_panel import MaskPanel
 from .params_panel import ParamsPanel
 from .queue_panel import QueuePanel
+from .queue_store import QueueStore
 from .settings_dialog import (SettingsDialog, load_default_estimator, load_performance, save_default_estimator,
                               save_performance)
 from .settings_reader import SettingsReader
+from .text_field_keys import TextFieldKeys
 from .theme import THEME_SYSTEM, THEMES, apply_theme
+from .wheel_guard import install_wheel_guard
 from .worker import Output, WorkerThread
 
 log = logging.getLogger(__name__)
@@ -134,6 +139,7 @@ class MainWindow(QMainWindow):
         self.session = Session(self)
         self.depth_editor = self.session.depth
         self.models_dialog = None
+        self._offered: dict = {}  # a result made from another photo than the open one: its job id and saved paths
         self._depth_wanted = False
         self.performance_report = None
         self._performance_requested = False
@@ -149,6 +155,9 @@ class MainWindow(QMainWindow):
         self._restore_settings()
         self._update_actions()
         QTimer.singleShot(0, self.gallery_panel.sync)  # the output folder may have changed while the app was closed
+        self.queue_store = QueueStore(self.session, data_dir())
+        self.queue_store.read()
+        QTimer.singleShot(0, lambda: self.queue_store.ask(self, lambda text: self.notice.show_message(text, level="info")))
 
     # -- the state, as the session holds it -----------------------------------------------
     @property
@@ -259,6 +268,7 @@ class MainWindow(QMainWindow):
         self.gallery_dock = dock("Gallery", "galleryDock", self.gallery_panel, right)
         self.docks = [self.generate_dock, self.depth_dock, self.depth_tools_dock, self.mask_dock, self.library_dock,
                       self.queue_dock, self.gallery_dock]
+        self.wheel_guard = install_wheel_guard(self)  # the wheel scrolls the panels, not the values passed over
 
     def _build_actions(self) -> None:
         """Every menu, its actions, their keys and icons: the one place they are declared."""
@@ -325,6 +335,8 @@ class MainWindow(QMainWindow):
                                  ("process-stop", style.SP_BrowserStop))
         self.cancel_all_action = add(generate_menu, "Cancel &all (empty the queue)", self.cancel_all, "Shift+Escape",
                                      "cancelAllAction")
+        self.text_field_keys = TextFieldKeys(self)  # Esc in a prompt or search field edits, it does not cancel
+        QApplication.instance().installEventFilter(self.text_field_keys)
         self.generate_button.setIcon(self.generate_action.icon())
         self.cancel_button.setIcon(self.cancel_action.icon())
         self.save_button.setIcon(self.save_action.icon())
@@ -395,7 +407,7 @@ class MainWindow(QMainWindow):
         worker.sig_model_loaded.connect(self._on_model_loaded)
         worker.sig_depth_ready.connect(self._on_depth_ready)
         worker.sig_step.connect(self._on_step)
-        worker.sig_result.connect(self._on_result)
+        worker.sig_made.connect(self._on_result)
         worker.sig_saved.connect(self._on_saved)
         worker.sig_cancelled.connect(self._on_cancelled)
         worker.sig_failed.connect(self._on_failed)
@@ -419,6 +431,8 @@ class MainWindow(QMainWindow):
         state = self.settings.value("window/state")
         if state is None or not self.restoreState(state):
             self.reset_layout()
+        self.depth_panel.bind_settings(self.settings)
+        self.mask_panel.bind_settings(self.settings)
         last_params = self.settings.value("params/last")
         if last_params:
             try:
@@ -855,12 +869,15 @@ class MainWindow(QMainWindow):
     def _panel_params(self) -> GenerationParams:
         """The Generate panel's settings with the ticked LoRAs and the Depth panel's estimator, validated."""
         depth = self.depth_panel.depth_settings()
-        return replace(self.params_panel.params(), loras=self.library_panel.selected_loras(),
-                       depth_estimator=depth.estimator, depth_fine_detail=depth.fine_detail).validated()
+        params = replace(self.params_panel.params(), loras=self.library_panel.selected_loras(),
+                         depth_estimator=depth.estimator, depth_fine_detail=depth.fine_detail).validated()
+        # What the engine checks when the job runs (LoRAs ticked and tagged, unknown names), checked now instead.
+        resolve_extras(params.prompt, params.negative_prompt, params.loras, self.library_panel.library)
+        return params
 
     def _dispatch(self) -> None:
         """Send the first queued generation to the worker if it is free."""
-        job = self.session.take_next()
+        job = None if self.model is None else self.session.take_next()  # restored jobs wait for a model
         if job is None:
             return
         params = job.request[0]
@@ -921,24 +938,61 @@ class MainWindow(QMainWindow):
         self.progress.setFormat(f"Step {info.step}/{info.total} · {rate:.2f} it/s · {left:.0f} s left")
         self.progress.setRange(0, info.total)
         self.progress.setValue(info.step)
-        if info.preview is not None:
+        if info.preview is not None and self._running_job_is_open():
             self.canvas.set_result(to_qimage(info.preview), preview=True)
 
-    def _on_result(self, result: GenerationResult) -> None:
+    def _running_job_is_open(self) -> bool:
+        """Whether the open photo is the running generation's input, so its previews belong beside it."""
+        job = self.session.running
+        source = job.request[1] if job is not None and job.request else None
+        if isinstance(source, BatchItem):
+            return self.session.image_path == str(source.image)
+        return self.session.image is not None and source is self.session.image.image
+
+    def _on_result(self, job_id: int, result: GenerationResult, image: Image.Image, depth: np.ndarray) -> None:
+        if image_key(image) != self.session.image_key:  # made from another photo: never shown beside this one
+            self._offer_result(job_id, result, image, depth)
+            return
+        self._take_result(job_id, result)
+
+    def _take_result(self, job_id: int, result: GenerationResult) -> None:
         self.params_panel.remember_seed(result.seeds[0])
         self.results_list.clear()
-        for image, seed in zip(result.images, result.seeds):
-            thumb = to_qimage(image).scaled(72, 72, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
+        for picture, seed in zip(result.images, result.seeds):
+            thumb = to_qimage(picture).scaled(72, 72, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
             QListWidgetItem(QIcon(QPixmap.fromImage(thumb)), str(seed), self.results_list)
         self.results_list.setVisible(len(result.images) > 1)
-        self.session.set_result(result)
+        self.session.set_result(result, job_id)
         self.progress.setFormat(f"Done in {result.seconds:.1f} s · seed {result.seeds[0]}")
         if result.notes:
             self.notice.show_message(" ".join(result.notes), level="info")
         self.statusBar().showMessage(f"Generated {len(result.images)} image(s) in {result.seconds:.1f} s", 8000)
 
-    def _on_saved(self, _job_id: int, paths: list[Path]) -> None:
-        self.session.set_saved(paths)
+    def _offer_result(self, job_id: int, result: GenerationResult, image: Image.Image, depth: np.ndarray) -> None:
+        """A result of another photo than the open one: saved, and offered in the notice bar, so that the open photo
+        and its edits stay; the action opens the job's own input with its depth map and shows the result beside it."""
+        job = self.session.running
+        input_path = job.request[3].input_path if job is not None and job.id == job_id else None
+        name = Path(input_path).name if input_path else self.tr("the pasted image")
+        self._offered = {"job": job_id, "paths": []}
+
+        def show() -> None:
+            self.set_image(LoadedImage(image, image.size, ()), Path(input_path).name if input_path else
+                           self.tr("pasted image"), input_path, estimate=False)
+            self.set_depth(depth, self.tr("Depth of the result"), origin=result.depth_origin)
+            self._take_result(job_id, result)
+            self.session.set_saved(job_id, self._offered["paths"])
+
+        self.progress.setFormat(f"Done in {result.seconds:.1f} s · seed {result.seeds[0]}")
+        self.notice.show_message(self.tr("The picture made from {name} is ready (seed {seed}).").format(
+            name=name, seed=result.seeds[0]), self.tr("It is saved and in the gallery; the photo open now stays."),
+            "info")
+        self.notice.set_action(self.tr("Show it with its photo"), show)
+
+    def _on_saved(self, job_id: int, paths: list[Path]) -> None:
+        self.session.set_saved(job_id, paths)
+        if self._offered.get("job") == job_id:
+            self._offered["paths"] = list(paths)
         self.statusBar().showMessage(f"Saved {len(paths)} picture(s) in {paths[0].parent}", 8000)
         self.gallery_panel.refresh()
 
@@ -1013,8 +1067,9 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event):
         if self.session.queue and not self._quit_confirmed:
             waiting = len(self.session.queue)
-            answer = QMessageBox.question(self, "Quit with jobs in the queue?",
-                                          f"{waiting} generation(s) wait in the queue and will not run. Quit anyway?")
+            answer = QMessageBox.question(self, self.tr("Quit with jobs in the queue?"), self.tr(
+                "{count} generation(s) wait in the queue; the app offers to run them at its next start. "
+                "Quit anyway?").format(count=waiting))
             if answer != QMessageBox.StandardButton.Yes:
                 event.ignore()
                 return
@@ -1026,6 +1081,7 @@ class MainWindow(QMainWindow):
             log.warning("download did not stop within 3 s")
         self.gallery_panel.shutdown()
         self.settings_reader.shutdown()
+        self.queue_store.stop()  # before the running job ends and the next would be taken off the queue
         if not self.worker_thread.stop(timeout_ms=2000):
             log.warning("worker did not stop within 2 s")
         event.accept()

@@ -7,9 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Signal
+from PySide6.QtCore import QPointF, QRectF, QSettings, Signal
 from PySide6.QtWidgets import (
-    QButtonGroup, QFileDialog, QFormLayout, QGridLayout, QHBoxLayout, QLabel, QPushButton, QSpinBox, QToolButton,
+    QButtonGroup, QFileDialog, QFormLayout, QGridLayout, QLabel, QPushButton, QSpinBox,
     QWidget,
 )
 
@@ -17,12 +17,13 @@ from ..core.errors import D2IError
 from ..core.generation.masks import feather, load_mask, mask_levels, save_mask
 from ..session import Session
 from .canvas import TOOL_MASK, TOOL_PAN, Canvas
-from .depth_tools import BrushSizeKeys, history_actions, show_history
+from .depth_tools import BrushSizeKeys, history_actions, history_buttons, show_history
 
 MODE_BRUSH, MODE_ERASE, MODE_RECT = "brush", "erase", "rect"
 MODES = (("Brush", MODE_BRUSH, "Paint the region to repaint"), ("Eraser", MODE_ERASE, "Take a part out of the region"),
          ("Rectangle", MODE_RECT, "Drag out a rectangle to repaint"))
 MAX_FEATHER = 64
+KEY_FEATHER = "mask/feather"
 
 
 def paint_line(mask: np.ndarray, start: QPointF, end: QPointF, radius: float, value: float) -> None:
@@ -89,12 +90,7 @@ class MaskPanel(QWidget):
         form.addRow("Brush size", self.size)
         form.addRow("Feather", self.feather)
         form.addRow(self.status)
-        history = QHBoxLayout()
-        for action in (self.undo_action, self.redo_action):
-            button = QToolButton()  # the icon; the action's text (what it undoes) is its tooltip
-            button.setDefaultAction(action)
-            history.addWidget(button, 1)
-        form.addRow(history)
+        form.addRow(history_buttons(self, self.undo_action, self.redo_action))
         self._canvas_tool_changed(canvas.tool)  # Undo, Redo, [ and ] are the depth map's until a mask tool is chosen
 
         canvas.sig_mask_pressed.connect(self._pressed)
@@ -104,6 +100,13 @@ class MaskPanel(QWidget):
         session.sig_image_changed.connect(self._show)
         session.sig_mask_changed.connect(self._show)
         self._show()
+
+    def bind_settings(self, settings: QSettings) -> None:
+        """Feather as last time, and remember each change in `settings` (an unreadable value is passed over)."""
+        feather_px = str(settings.value(KEY_FEATHER, ""))
+        if feather_px.isdigit():
+            self.feather.setValue(int(feather_px))  # the spin box clamps it to its range
+        self.feather.valueChanged.connect(lambda value: settings.setValue(KEY_FEATHER, value))
 
     # -- the mask ----------------------------------------------------------------------
     def levels(self) -> np.ndarray | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QToolButton
 
 STYLES = {
@@ -12,6 +13,11 @@ STYLES = {
 
 
 class NoticeBar(QFrame):
+    """Errors and warnings stay until dismissed; an info notice hides itself after `info_lifetime_ms`, though not
+    while the pointer is over it (it is being read)."""
+
+    info_lifetime_ms = 8000
+
     def __init__(self, parent=None, object_name: str = "noticeBar", closable: bool = True):
         super().__init__(parent)
         self.setObjectName(object_name)
@@ -21,13 +27,17 @@ class NoticeBar(QFrame):
         self.action = QPushButton(objectName="noticeAction")
         self.action.clicked.connect(self._act)
         self._callback = None
-        close = QToolButton(text="✕", toolTip="Dismiss", autoRaise=True, visible=closable)
-        close.clicked.connect(self.hide)
+        self.close_button = QToolButton(text="✕", objectName="noticeCloseButton", toolTip=self.tr("Dismiss"),
+                                        autoRaise=True, visible=closable)
+        self.close_button.setAccessibleName(self.tr("Dismiss the notice"))
+        self.close_button.clicked.connect(self.hide)
+        self.expiry = QTimer(self, singleShot=True)
+        self.expiry.timeout.connect(self.hide)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(10, 6, 6, 6)
         layout.addWidget(self.text, 1)
         layout.addWidget(self.action)
-        layout.addWidget(close)
+        layout.addWidget(self.close_button)
         self.hide()
 
     def show_message(self, message: str, hint: str = "", level: str = "error") -> None:
@@ -36,12 +46,30 @@ class NoticeBar(QFrame):
         self.text.setText(f"<b>{_escape(message)}</b>" + (f"<br>{_escape(hint)}" if hint else ""))
         self.action.hide()
         self.show()
+        self._expire_later()
 
     def set_action(self, label: str, callback) -> None:
-        """Offer the shown message's cure as one button; pressing it dismisses the bar and calls `callback`."""
+        """Offer the shown message's cure as one button; pressing it dismisses the bar and calls `callback`.
+        A notice with a cure stays until it is used or dismissed."""
         self._callback = callback
         self.action.setText(label)
         self.action.show()
+        self.expiry.stop()
+
+    def _expire_later(self) -> None:
+        if self.level == "info" and self.action.isHidden() and not self.underMouse():
+            self.expiry.start(self.info_lifetime_ms)
+        else:
+            self.expiry.stop()
+
+    def enterEvent(self, event):
+        self.expiry.stop()
+        super().enterEvent(event)
+
+    def leaveEvent(self, event):
+        if not self.isHidden():
+            self._expire_later()
+        super().leaveEvent(event)
 
     def _act(self) -> None:
         self.hide()

@@ -93,6 +93,9 @@ class Worker(QObject):
     """One denoising step done; carries StepInfo (with a uint8 preview or None)."""
     sig_result = Signal(object)
     """Generation finished; carries GenerationResult."""
+    sig_made = Signal(int, object, object, object)
+    """Follows sig_result: the job's id, its GenerationResult and what it was made from, the input image (PIL) and
+    the float32 depth map used, so the result is shown beside its own input."""
     sig_saved = Signal(int, object)
     """The pictures of a job are written (with their record and depth map) and indexed; carries its id and their paths."""
     sig_cancelled = Signal()
@@ -162,6 +165,7 @@ class Worker(QObject):
             preview_interval=PREVIEW_INTERVAL, mask=None if mask is None else levels_to_mask(mask),
             depth_origin=depth_origin)
         self.sig_result.emit(result)
+        self.sig_made.emit(job_id, result, image, levels_to_depth(levels))
         first = next_number(output.folder)
         targets = [output.folder / f"{first + index:05d}-{seed}.png" for index, seed in enumerate(result.seeds)]
         saved = save_result(self.engine, result, output.input_path, image, levels, targets, mask_levels=mask)

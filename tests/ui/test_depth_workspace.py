@@ -115,7 +115,7 @@ def test_alt_click_picks_the_depth_and_flatten_pulls_towards_it(ready):
     target = float(window.depth[10, 10])
     drag(canvas, [widget_point(canvas, 10.5, 10.5)], modifiers=Qt.KeyboardModifier.AltModifier)
     assert window.depth_editor.brush.target == target == 1.0
-    assert "1  (11% of the way from far to near)" in window.depth_tools.target_label.text()
+    assert "1.000  (11% of the way from far to near)" in window.depth_tools.target_label.text()
     assert window.depth_editor.history.count() == 1  # the ramp; picking is not an edit
     before = abs(window.depth[40, 70] - target)
     window.depth_tools.hardness_slider.setValue(100)

@@ -201,3 +201,50 @@ def test_a_job_reaching_the_worker_after_the_window_closed_is_not_run(idle_worke
     image = Image.fromarray(np.full((64, 64, 3), 128, np.uint8))
     idle_worker.estimate_depth(9002, "key", image, DepthSettings())
     assert seen == ["cancelled"]
+
+
+def shown_input(window):
+    """The input picture on the canvas, as RGB bytes."""
+    image = window.canvas.input_image.convertToFormat(window.canvas.input_image.Format.Format_RGB888)
+    rows = np.array(image.constBits(), np.uint8).reshape(image.height(), image.bytesPerLine())
+    return rows[:, :image.width() * 3].reshape(image.height(), image.width(), 3)
+
+
+def test_a_result_is_shown_and_exported_beside_its_own_input(qtbot, ready, make_photo, tmp_path):
+    window = ready
+    dunes = np.asarray(window.session.image.image)
+    saved = {}
+    window.worker_thread.worker.sig_saved.connect(lambda job_id, paths: saved.update({job_id: paths}))
+    previews = []  # (a preview came, it was drawn beside the harbour) for each step; the window's slot runs first
+    window.worker_thread.worker.sig_step.connect(lambda info: previews.append(
+        (info.preview is not None, window.session.image_name == "harbour.png" and window.canvas.result_image is not None)))
+    settings(window, "dunes at dusk", steps=6, seed=21)
+    window.generate()
+    job_id = window.session.waiting[0].id  # sent to the idle worker at once
+    assert window.open_image(make_photo(64, 64, "harbour.png", seed=8))  # before the job's result arrives
+    qtbot.waitUntil(lambda: job_id in saved and not window.busy, timeout=60_000)
+    assert any(came for came, _drawn in previews) and not any(drawn for _came, drawn in previews)
+
+    # The open photo stays, with nothing beside it; the notice offers the picture with its own photo.
+    assert window.session.image_path.endswith("harbour.png") and window.canvas.result_image is None
+    assert "The picture made from dunes.png is ready" in window.notice.message()
+    qtbot.mouseClick(window.notice.action, Qt.MouseButton.LeftButton)
+    assert window.session.image_path.endswith("dunes.png") and np.array_equal(shown_input(window), dunes)
+    assert window.result.params.prompt == "dunes at dusk" and window.canvas.result_image is not None
+    exported = window.export_result(tmp_path / "export.png")
+    assert exported.read_bytes() == saved[job_id][0].read_bytes()
+    assert read_record(exported)["input"]["path"].endswith("dunes.png")
+
+    folder = tmp_path / "to-repaint"  # a Repaint-a-folder job of another image, with the harbour open
+    folder.mkdir()
+    make_photo(64, 64, "alley.png", seed=1).rename(folder / "alley.png")
+    assert window.open_image(make_photo(64, 64, "harbour.png", seed=8))
+    assert window.repaint_folder(folder) == 1
+    qtbot.waitUntil(lambda: len(saved) == 2 and not window.busy, timeout=60_000)
+    folder_job = max(saved)
+    assert window.session.image_path.endswith("harbour.png") and window.canvas.result_image is None
+    qtbot.mouseClick(window.notice.action, Qt.MouseButton.LeftButton)
+    assert window.session.image_path == str(folder / "alley.png")
+    assert np.array_equal(shown_input(window), np.asarray(Image.open(folder / "alley.png").convert("RGB")))
+    exported = window.export_result(tmp_path / "export-alley.png")
+    assert exported.read_bytes() == saved[folder_job][0].read_bytes()
