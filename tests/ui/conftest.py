@@ -25,15 +25,24 @@ def settings(tmp_path):
 
 
 @pytest.fixture
-def window(qtbot, settings, demo_model_dir, tmp_path):
+def open_window(qtbot, demo_model_dir):
+    """Opens a main window on the given settings with the demo model loaded, and gives it once it is idle."""
+    def open_it(settings) -> MainWindow:
+        win = MainWindow(WorkerThread(Engine(device="cpu")), settings)
+        qtbot.addWidget(win)
+        win.show()
+        with qtbot.waitSignal(win.worker_thread.worker.sig_model_loaded, timeout=60_000):
+            win.load_model(str(demo_model_dir))
+        qtbot.waitUntil(lambda: not win.busy, timeout=10_000)
+        return win
+    return open_it
+
+
+@pytest.fixture
+def window(qtbot, settings, open_window, tmp_path):
     """The main window with the demo model loaded; closed (thread stopped) after the test."""
     settings.setValue("output/dir", str(tmp_path / "outputs"))
-    win = MainWindow(WorkerThread(Engine(device="cpu")), settings)
-    qtbot.addWidget(win)
-    win.show()
-    with qtbot.waitSignal(win.worker_thread.worker.sig_model_loaded, timeout=60_000):
-        win.load_model(str(demo_model_dir))
-    qtbot.waitUntil(lambda: not win.busy, timeout=10_000)
+    win = open_window(settings)
     yield win
     # A job a test leaves running (say a depth estimate, which cannot stop mid-way) ends first, so the close
     # below checks a clean shutdown, not how fast a busy machine runs it; closing mid-job has a test of its own.

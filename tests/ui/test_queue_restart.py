@@ -8,10 +8,7 @@ from PIL import Image
 from PySide6.QtWidgets import QMessageBox
 
 from d2i_desktop.core.files.images import prepare_image
-from d2i_desktop.core.generation.engine import Engine
 from d2i_desktop.core.history.record import read_record
-from d2i_desktop.ui.main_window import MainWindow
-from d2i_desktop.ui.worker import WorkerThread
 
 PASTED = prepare_image(Image.fromarray(np.random.default_rng(5).integers(0, 255, (64, 64, 3), dtype=np.uint8)))
 
@@ -44,14 +41,9 @@ def closed_with_two_waiting(qtbot, window, make_photo, isolated_data_dir, monkey
     assert [job["params"]["prompt"] for job in kept] == ["first", "second"]  # the running one is not kept
 
 
-def reopened(qtbot, settings, demo_model_dir):
+def reopened(open_window, settings):
     """A new window on the same settings and app-data folder, its model loaded; and the question it asks, if any."""
-    window = MainWindow(WorkerThread(Engine(device="cpu")), settings)
-    qtbot.addWidget(window)
-    window.show()
-    with qtbot.waitSignal(window.worker_thread.worker.sig_model_loaded, timeout=60_000):
-        window.load_model(str(demo_model_dir))
-    qtbot.waitUntil(lambda: not window.busy, timeout=10_000)
+    window = open_window(settings)
     return window, window.findChild(QMessageBox, "waitingJobsBox")
 
 
@@ -64,9 +56,9 @@ def close(qtbot, window):
     assert window.close() and not window.worker_thread.thread.isRunning()
 
 
-def test_waiting_jobs_come_back_in_order_after_a_restart(qtbot, closed_with_two_waiting, settings, demo_model_dir,
+def test_waiting_jobs_come_back_in_order_after_a_restart(qtbot, closed_with_two_waiting, settings, open_window,
                                                          isolated_data_dir):
-    window, box = reopened(qtbot, settings, demo_model_dir)
+    window, box = reopened(open_window, settings)
     assert box.isVisible() and box.text() == "2 job(s) were waiting when the app closed. Run them?"
     made, saved = [], []
     window.worker_thread.worker.sig_made.connect(lambda _job, result, image, _depth: made.append((result, image)))
@@ -84,15 +76,15 @@ def test_waiting_jobs_come_back_in_order_after_a_restart(qtbot, closed_with_two_
 
 
 def test_discard_forgets_them_and_a_job_whose_file_is_gone_is_dropped_with_a_note(
-        qtbot, closed_with_two_waiting, settings, demo_model_dir, isolated_data_dir, tmp_path):
+        qtbot, closed_with_two_waiting, settings, open_window, isolated_data_dir, tmp_path):
     (tmp_path / "dunes.png").unlink()
-    window, box = reopened(qtbot, settings, demo_model_dir)
+    window, box = reopened(open_window, settings)
     assert box.text() == "1 job(s) were waiting when the app closed. Run them?"
     assert "was dropped" in window.notice.message() and "dunes.png is gone" in window.notice.message()
     answer(box, "Discard")
     assert window.session.queue == [] and json.loads((isolated_data_dir / "waiting-jobs.json").read_text()) == []
     close(qtbot, window)
 
-    window, box = reopened(qtbot, settings, demo_model_dir)
+    window, box = reopened(open_window, settings)
     assert box is None  # asked once: nothing is offered again
     close(qtbot, window)
