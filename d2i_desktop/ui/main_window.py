@@ -45,6 +45,7 @@ from .queue_panel import QueuePanel
 from .queue_store import QueueStore
 from .settings_dialog import (SettingsDialog, load_default_estimator, load_performance, save_default_estimator,
                               save_performance)
+from .file_loader import FileLoader
 from .settings_reader import SettingsReader
 from .text_field_keys import TextFieldKeys
 from .theme import THEME_SYSTEM, THEMES, apply_theme
@@ -128,6 +129,8 @@ class MainWindow(QMainWindow):
     sig_request_reproduce = Signal(int, str, str)
     sig_settings_taken = Signal(str, bool)
     """A picture's settings were read and put into the panels (True) or could not be (False); carries its path."""
+    sig_folder_queued = Signal(int)
+    """A folder given to Repaint a folder was planned; carries the number of jobs queued (0 when it could not be)."""
 
     def __init__(self, worker_thread: WorkerThread, settings: QSettings):
         super().__init__()
@@ -181,6 +184,7 @@ class MainWindow(QMainWindow):
         self.canvas = Canvas()
         self.canvas.sig_files_dropped.connect(self.open_dropped)
         self.settings_reader = SettingsReader(self)
+        self.file_loader = FileLoader(self)
         self.demo_notice = NoticeBar(object_name="demoNotice", closable=False)
         self.notice = NoticeBar()
         self.results_list = QListWidget(objectName="resultsList", viewMode=QListWidget.ViewMode.IconMode,
@@ -841,30 +845,42 @@ class MainWindow(QMainWindow):
             self.settings.setValue("paths/repaint_folder", folder)
             self.repaint_folder(folder)
 
-    def repaint_folder(self, folder: str | Path) -> int:
+    def repaint_folder(self, folder: str | Path) -> None:
         """Queue one generation per image of `folder` with the Generate panel's settings, as `d2i batch` does: the
         depth map beside an image (NAME.depth.png or .npy) is used for it, else one is estimated. Images whose
-        pictures the output folder already holds are skipped. Each job reads its files when it starts; one that
-        cannot be read fails alone. Gives the number of jobs queued."""
+        pictures the output folder already holds are skipped. The folder is planned (its images hashed) in the
+        background and sig_folder_queued tells how many jobs were queued. Each job reads its files when it starts;
+        one that cannot be read fails alone."""
         if self.model is None:
             self.notice.show_message("No model is loaded yet.", "Wait for the model to load, or choose one in the Model menu.")
-            return 0
-        split = self.attempt(plan, Path(folder), self.output_dir(), HashCache())
-        params = None if split is None else self.attempt(self._panel_params)
+            self.sig_folder_queued.emit(0)
+            return
+        params = self.attempt(self._panel_params)
         if params is None:
-            return 0
+            self.sig_folder_queued.emit(0)
+            return
         self.settings.setValue("params/last", params.to_json())
-        todo, done = split
+        folder, out_dir, bright_is_near = Path(folder), self.output_dir(), self.depth_tools.bright_is_near()
+
+        def failed(error: D2IError) -> None:
+            self.notice.show_message(error.message, error.hint)
+            self.sig_folder_queued.emit(0)
+
+        self.statusBar().showMessage(self.tr("Looking through {folder}…").format(folder=folder.name))
+        self.file_loader.run(lambda: plan(folder, out_dir, HashCache()),
+                             lambda split: self._queue_folder(folder, out_dir, params, bright_is_near, *split), failed)
+
+    def _queue_folder(self, folder: Path, out_dir: Path, params: GenerationParams, bright_is_near: bool | None,
+                      todo: list[BatchItem], done: list[BatchItem]) -> None:
         for item in todo:
             self.session.enqueue(f"{item.image.name} · {job_text(params)}",
-                                 (params, item, self.depth_tools.bright_is_near(),
-                                  Output(self.output_dir(), str(item.image))))
+                                 (params, item, bright_is_near, Output(out_dir, str(item.image))))
         if done:
-            self.notice.show_message(f"Skipped {len(done)} image(s) of {Path(folder).name} already done in "
-                                     f"{self.output_dir()}.", "Choose another output folder to make them again.", "info")
-        self.statusBar().showMessage(f"Queued {len(todo)} image(s) of {Path(folder).name}.", 8000)
+            self.notice.show_message(f"Skipped {len(done)} image(s) of {folder.name} already done in "
+                                     f"{out_dir}.", "Choose another output folder to make them again.", "info")
+        self.statusBar().showMessage(f"Queued {len(todo)} image(s) of {folder.name}.", 8000)
         self._dispatch()
-        return len(todo)
+        self.sig_folder_queued.emit(len(todo))
 
     def _panel_params(self) -> GenerationParams:
         """The Generate panel's settings with the ticked LoRAs and the Depth panel's estimator, validated."""
@@ -1081,6 +1097,7 @@ class MainWindow(QMainWindow):
             log.warning("download did not stop within 3 s")
         self.gallery_panel.shutdown()
         self.settings_reader.shutdown()
+        self.file_loader.shutdown()
         self.queue_store.stop()  # before the running job ends and the next would be taken off the queue
         if not self.worker_thread.stop(timeout_ms=2000):
             log.warning("worker did not stop within 2 s")

@@ -137,6 +137,50 @@ def test_huge_image_is_scaled_down(tmp_path):
     assert loaded.notes == ("Scaled from 4032x3024 to 1024x768 (working size limit 1024 px).",)
 
 
+def _large_jpeg(path, size, exif=None):
+    """A smooth picture (a draft's scaled decode keeps it) saved as a JPEG."""
+    ys, xs = np.mgrid[0:size[1], 0:size[0]]
+    pixels = np.stack([xs * 255 // size[0], ys * 255 // size[1], (xs + ys) * 255 // sum(size)], axis=-1)
+    Image.fromarray(pixels.astype(np.uint8)).save(path, quality=90, **({"exif": exif} if exif else {}))
+    return path
+
+
+@pytest.fixture
+def resized_from(monkeypatch):
+    """The sizes of the images Pillow was asked to resize, in order."""
+    sizes, real = [], Image.Image.resize
+    monkeypatch.setattr(Image.Image, "resize", lambda self, *args, **kwargs: sizes.append(self.size) or real(
+        self, *args, **kwargs))
+    return sizes
+
+
+def test_a_large_jpeg_decodes_at_the_smallest_scale_still_above_its_working_size(tmp_path, resized_from):
+    path = _large_jpeg(tmp_path / "huge.jpg", (4032, 3024))
+    loaded = load_image(path)
+    assert resized_from == [(2016, 1512)]  # 1/2 scale: 1/4 (1008x756) would be under the 1024x768 working size
+    assert loaded.image.size == (1024, 768) and loaded.original_size == (4032, 3024)
+    assert loaded.notes == ("Scaled from 4032x3024 to 1024x768 (working size limit 1024 px).",)
+    with Image.open(path) as full:
+        reference = full.convert("RGB").resize((1024, 768), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    assert np.abs(_pixels(loaded) - np.asarray(reference, dtype=np.float64)).mean() < 2
+
+
+def test_a_jpeg_drafted_to_exactly_its_working_size_is_not_resized_again(tmp_path, resized_from):
+    loaded = load_image(_large_jpeg(tmp_path / "huge.jpg", (4096, 3072)), max_side=512)
+    assert resized_from == [] and loaded.image.size == (512, 384)
+    assert loaded.notes == ("Scaled from 4096x3072 to 512x384 (working size limit 512 px).",)
+
+
+def test_a_drafted_jpeg_turned_by_exif_reports_its_upright_full_size(tmp_path, resized_from):
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    loaded = load_image(_large_jpeg(tmp_path / "portrait.jpg", (3000, 2000), exif))
+    assert resized_from == [(1000, 1500)]  # decoded at 1/2, then turned
+    assert loaded.image.size == (680, 1024) and loaded.original_size == (2000, 3000)
+    assert loaded.notes == ("Rotated by its EXIF orientation.",
+                            "Scaled from 2000x3000 to 680x1024 (working size limit 1024 px).")
+
+
 def test_sides_are_snapped_to_the_nearest_multiple_of_8(tmp_path):
     path = tmp_path / "odd.png"
     Image.new("RGB", (513, 301), "blue").save(path)

@@ -13,6 +13,7 @@ from d2i_desktop.core.depth.estimators import DepthSettings
 from d2i_desktop.core.generation.batch import BatchItem
 from d2i_desktop.core.history.index import History
 from d2i_desktop.core.history.record import depth_path_for, read_depth_levels, read_record
+from d2i_desktop.ui import main_window as main_window_module
 from d2i_desktop.ui import worker as worker_module
 
 
@@ -128,7 +129,13 @@ def test_repaint_a_folder_queues_one_job_per_image_with_the_depth_map_beside_it(
     window.worker_thread.worker.sig_saved.connect(lambda _job_id, paths: saved.extend(paths))
     window.worker_thread.worker.sig_failed.connect(lambda message, _hint: failed.append(message))
 
-    window.findChild(type(window.open_action), "repaintFolderAction").trigger()
+    planners, real_plan = [], main_window_module.plan
+    monkeypatch.setattr(main_window_module, "plan",
+                        lambda *args: planners.append(threading.get_ident()) or real_plan(*args))
+
+    with qtbot.waitSignal(window.sig_folder_queued, timeout=20_000) as planned:
+        window.findChild(type(window.open_action), "repaintFolderAction").trigger()
+    assert planned.args == [3] and len(planners) == 1 and threading.get_ident() not in planners  # hashed off the window
     queued = [window.queue_panel.list.item(row).text() for row in range(window.queue_panel.list.count())]
     assert queued == ["b-broken.jpg · seed 5 · “rainy street”", "bridge.png · seed 5 · “rainy street”"]
     assert [job.request[1] for job in window.session.queue] == [  # file paths only, read when the job starts
@@ -146,10 +153,23 @@ def test_repaint_a_folder_queues_one_job_per_image_with_the_depth_map_beside_it(
     history.close()
     assert len(window.gallery_panel.list.findItems("5", Qt.MatchFlag.MatchExactly)) == 2
 
-    assert window.repaint_folder(folder) == 1  # again: what is done is skipped, as `d2i batch` resumes
+    with qtbot.waitSignal(window.sig_folder_queued, timeout=20_000) as planned:
+        window.repaint_folder(folder)  # again: what is done is skipped, as `d2i batch` resumes
+    assert planned.args == [1]
     assert "Skipped 2 image(s) of to-repaint already done" in window.notice.message()
     qtbot.waitUntil(lambda: not window.busy and not window.session.queue, timeout=60_000)
     assert len(saved) == 2
+
+
+def test_a_folder_that_cannot_be_planned_queues_nothing_and_says_why(qtbot, window, make_photo, tmp_path):
+    folder = tmp_path / "to-repaint"
+    folder.mkdir()
+    make_photo(64, 64, "alley.png").rename(folder / "alley.png")
+    window.settings.setValue("output/dir", str(folder))
+    with qtbot.waitSignal(window.sig_folder_queued, timeout=20_000) as planned:
+        window.repaint_folder(folder)
+    assert planned.args == [0] and window.session.queue == [] and not window.busy
+    assert window.notice.level == "error" and "The output folder is the input folder." in window.notice.message()
 
 
 def test_cancel_pressed_before_the_worker_starts_a_job_means_it_never_runs(qtbot, ready, tmp_path):
@@ -239,7 +259,9 @@ def test_a_result_is_shown_and_exported_beside_its_own_input(qtbot, ready, make_
     folder.mkdir()
     make_photo(64, 64, "alley.png", seed=1).rename(folder / "alley.png")
     assert window.open_image(make_photo(64, 64, "harbour.png", seed=8))
-    assert window.repaint_folder(folder) == 1
+    with qtbot.waitSignal(window.sig_folder_queued, timeout=20_000) as planned:
+        window.repaint_folder(folder)
+    assert planned.args == [1]
     qtbot.waitUntil(lambda: len(saved) == 2 and not window.busy, timeout=60_000)
     folder_job = max(saved)
     assert window.session.image_path.endswith("harbour.png") and window.canvas.result_image is None
