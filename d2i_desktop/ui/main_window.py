@@ -876,9 +876,11 @@ class MainWindow(QMainWindow):
             self.session.enqueue(f"{item.image.name} · {job_text(params)}",
                                  (params, item, bright_is_near, Output(out_dir, str(item.image))))
         if done:
-            self.notice.show_message(f"Skipped {len(done)} image(s) of {folder.name} already done in "
-                                     f"{out_dir}.", "Choose another output folder to make them again.", "info")
-        self.statusBar().showMessage(f"Queued {len(todo)} image(s) of {folder.name}.", 8000)
+            self.notice.show_message(self.tr("Skipped {count} image(s) of {folder} already done in {out}.").format(
+                count=len(done), folder=folder.name, out=out_dir),
+                self.tr("Choose another output folder to make them again."), "info")
+        self.statusBar().showMessage(self.tr("Queued {count} image(s) of {folder}.").format(
+            count=len(todo), folder=folder.name), 8000)
         self._dispatch()
         self.sig_folder_queued.emit(len(todo))
 
@@ -979,7 +981,8 @@ class MainWindow(QMainWindow):
             QListWidgetItem(QIcon(QPixmap.fromImage(thumb)), str(seed), self.results_list)
         self.results_list.setVisible(len(result.images) > 1)
         self.session.set_result(result, job_id)
-        self.progress.setFormat(f"Done in {result.seconds:.1f} s · seed {result.seeds[0]}")
+        self.progress.setFormat(self.tr("Done in {seconds:.1f} s · seed {seed}").format(
+            seconds=result.seconds, seed=result.seeds[0]))
         if result.notes:
             self.notice.show_message(" ".join(result.notes), level="info")
         self.statusBar().showMessage(f"Generated {len(result.images)} image(s) in {result.seconds:.1f} s", 8000)
@@ -999,7 +1002,8 @@ class MainWindow(QMainWindow):
             self._take_result(job_id, result)
             self.session.set_saved(job_id, self._offered["paths"])
 
-        self.progress.setFormat(f"Done in {result.seconds:.1f} s · seed {result.seeds[0]}")
+        self.progress.setFormat(self.tr("Done in {seconds:.1f} s · seed {seed}").format(
+            seconds=result.seconds, seed=result.seeds[0]))
         self.notice.show_message(self.tr("The picture made from {name} is ready (seed {seed}).").format(
             name=name, seed=result.seeds[0]), self.tr("It is saved and in the gallery; the photo open now stays."),
             "info")
